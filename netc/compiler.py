@@ -1,0 +1,63 @@
+"""The pipeline, as a flat list of stages: parse+import -> elaborate (with shapes) -> verify.
+
+Each stage appends to one `Diagnostics` list; the driver stops after a stage that produced
+errors, so the user sees every error of that stage and no follow-on noise.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netc import ast
+from netc.diagnostics import Diagnostic, Diagnostics
+from netc.elaborate import Elaborator
+from netc.infer import infer_graph
+from netc.ir import Graph
+from netc.loader import display_path, load_program
+from netc.parser import parse_expression
+from netc.source import SourceFile, SourceMap, Span
+
+
+@dataclass
+class Compiled:
+    """What a compilation produced: the typed graph (when there were no errors), every
+    diagnostic, and the sources they quote."""
+
+    spec: Path
+    graph: Graph | None
+    diagnostics: list[Diagnostic]
+    sources: SourceMap = field(default_factory=SourceMap)
+
+    @property
+    def ok(self) -> bool:
+        return self.graph is not None and not any(d.is_error for d in self.diagnostics)
+
+
+def parse_override(key: str, text: str, diags: Diagnostics) -> ast.Expr | None:
+    """A `-D key=value` value, parsed as a netc expression (numbers, lists, block names)."""
+    span = Span(f"-D {key}", 1, 1, 1, len(text) + 1)
+    return parse_expression(text, span, diags)
+
+
+def compile_spec(spec: str | Path, params: dict[str, Any] | None = None,
+                 input_shape: tuple[int, ...] | None = None, net: str | None = None) -> Compiled:
+    """Compile one spec file. `params` override the net's parameters (or input shapes, by
+    input name); values are Python values or `ast.Expr` (from `-D`)."""
+    diags = Diagnostics()
+    path = Path(spec)
+    if not path.is_file():
+        diags.error("E205", f"cannot read `{spec}`: no such file", None)
+        return Compiled(path, None, diags)
+    program = load_program(path, diags)
+    if diags.has_errors or program.root is None:
+        return Compiled(path, None, diags, program.sources)
+    elaborator = Elaborator(program, diags)
+    overrides = dict(params or {})
+    if input_shape is not None:
+        overrides["<input>"] = tuple(input_shape)
+    graph = elaborator.elaborate(net, overrides)
+    if graph is None or diags.has_errors:
+        return Compiled(path, None, diags, program.sources)
+    infer_graph(graph, diags)  # every shape again, from the inputs alone
+    return Compiled(path, None if diags.has_errors else graph, diags, program.sources)

@@ -1,0 +1,184 @@
+"""Diagnostics: what every stage reports, and how it is rendered.
+
+Stages *collect* `Diagnostic` values and never print (detection is kept apart from
+reporting); `render_text` and `render_json` turn them into compiler-style output.
+Only `netc.source` is imported here, so any stage can depend on this module.
+"""
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+
+from netc.source import SourceMap, Span
+
+
+class Severity(str, enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+# Stable codes: E1xx syntax, E2xx names and structure, E3xx arguments and shapes.
+# A code never changes meaning once shipped; the slug is what people search for.
+CODES: dict[str, str] = {
+    "E101": "unexpected-token",
+    "E102": "unexpected-character",
+    "E103": "unexpected-end",
+    "E104": "unclosed-bracket",
+    "E105": "bad-string",
+    "E201": "undefined-name",
+    "E202": "not-callable",
+    "E203": "duplicate-name",
+    "E204": "unknown-override",
+    "E205": "import-not-found",
+    "E206": "circular-import",
+    "E207": "no-net",
+    "E208": "missing-output",
+    "E209": "invalid-name",
+    "E210": "bad-input-declaration",
+    "E211": "limit-exceeded",
+    "E212": "assertion-failed",
+    "E301": "channel-mismatch",
+    "E302": "spatial-mismatch",
+    "E303": "size-collapses",
+    "E304": "rank-mismatch",
+    "E305": "wrong-argument-count",
+    "E306": "unknown-keyword",
+    "E307": "wrong-argument-type",
+    "E308": "argument-out-of-range",
+    "E309": "groups-do-not-divide",
+    "E310": "type-error",
+    "E311": "concat-mismatch",
+    "E312": "not-a-stage",
+    "E313": "pool-does-not-fit",
+    "E314": "division-error",
+}
+
+
+@dataclass(frozen=True)
+class Label:
+    """A secondary span with a word on what it is (e.g. where an operand came from)."""
+
+    span: Span
+    text: str
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    code: str
+    message: str
+    span: Span | None
+    severity: Severity = Severity.ERROR
+    labels: tuple[Label, ...] = ()
+    notes: tuple[str, ...] = ()
+    hint: str | None = None
+
+    @property
+    def slug(self) -> str:
+        return CODES.get(self.code, "unknown")
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def sort_key(self) -> tuple:
+        if self.span is None:
+            return ("", 0, 0)
+        return (self.span.file, self.span.line, self.span.col)
+
+    def to_json(self) -> dict:
+        span = self.span
+        return {
+            "code": self.code,
+            "slug": self.slug,
+            "severity": self.severity.value,
+            "file": span.file if span else None,
+            "line": span.line if span else None,
+            "column": span.col if span else None,
+            "end_line": span.end_line if span else None,
+            "end_column": span.end_col if span else None,
+            "message": self.message,
+            "labels": [
+                {"file": l.span.file, "line": l.span.line, "column": l.span.col, "text": l.text}
+                for l in self.labels
+            ],
+            "notes": list(self.notes),
+            "hint": self.hint,
+        }
+
+
+class Diagnostics(list):
+    """The list a compilation collects into; a thin list with helpers for the passes."""
+
+    def error(self, code: str, message: str, span: Span | None, **extra) -> Diagnostic:
+        diagnostic = Diagnostic(code, message, span, Severity.ERROR, **extra)
+        self.append(diagnostic)
+        return diagnostic
+
+    def warning(self, code: str, message: str, span: Span | None, **extra) -> Diagnostic:
+        diagnostic = Diagnostic(code, message, span, Severity.WARNING, **extra)
+        self.append(diagnostic)
+        return diagnostic
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.is_error for d in self)
+
+
+class NetcError(Exception):
+    """Raised by the Python API when a spec has errors; `str()` is the rendered text."""
+
+    def __init__(self, diagnostics: list[Diagnostic], sources: SourceMap | None = None):
+        self.diagnostics = list(diagnostics)
+        self.sources = sources or SourceMap()
+        super().__init__(render_text(self.diagnostics, self.sources))
+
+
+# ---- rendering
+
+_STYLES = {"error": "\033[1;31m", "warning": "\033[1;33m", "bold": "\033[1m",
+           "blue": "\033[1;34m", "reset": "\033[0m"}
+
+
+def _paint(text: str, style: str, colour: bool) -> str:
+    return f"{_STYLES[style]}{text}{_STYLES['reset']}" if colour else text
+
+
+def _snippet(span: Span, sources: SourceMap, colour: bool, label: str = "") -> list[str]:
+    line = sources.line_text(span)
+    if not line and span.line <= 0:
+        return []
+    gutter = len(str(span.line))
+    width = span.end_col - span.col if span.end_line == span.line else len(line) - span.col + 1
+    width = max(1, min(width, max(1, len(line) - span.col + 1)))
+    marker = " " * (span.col - 1) + "^" * width + (f" {label}" if label else "")
+    bar = _paint("|", "blue", colour)
+    return [
+        f" {' ' * (2 - gutter) if gutter < 2 else ''}{_paint(str(span.line), 'blue', colour)} {bar} {line}",
+        f" {' ' * max(gutter, 2)} {bar} {_paint(marker, 'error', colour)}",
+    ]
+
+
+def render_one(d: Diagnostic, sources: SourceMap, colour: bool = False) -> str:
+    where = f"{d.span}: " if d.span else "netc: "
+    head = _paint(f"{d.severity.value}[{d.code}]", d.severity.value, colour)
+    lines = [f"{_paint(where, 'bold', colour)}{head}: {d.message}"]
+    if d.span:
+        lines += _snippet(d.span, sources, colour)
+    for label in d.labels:
+        lines.append(f"  note: {label.text} at {label.span}")
+        lines += _snippet(label.span, sources, colour)
+    lines += [f"  note: {note}" for note in d.notes]
+    if d.hint:
+        lines.append(f"  hint: {d.hint}")
+    return "\n".join(lines)
+
+
+def render_text(diagnostics: list[Diagnostic], sources: SourceMap, colour: bool = False) -> str:
+    ordered = sorted(diagnostics, key=Diagnostic.sort_key)
+    return "\n".join(render_one(d, sources, colour) for d in ordered)
+
+
+def render_json(diagnostics: list[Diagnostic]) -> str:
+    ordered = sorted(diagnostics, key=Diagnostic.sort_key)
+    return json.dumps([d.to_json() for d in ordered], indent=2)

@@ -1,0 +1,970 @@
+"""elaborate: the AST of a net -> a flat graph IR, with every shape inferred on the way.
+
+Parameters and expressions are evaluated, blocks are expanded in place (with their
+qualified names), repeats and loops are unrolled and conditionals decided. Shape queries
+(`in.c`) make elaboration depend on types, so each node's shape is inferred (by
+`netc.infer`) the moment the node is created.
+
+Errors are collected, not raised: a failed statement poisons the names it would bind
+(`UNKNOWN`), and anything computed from a poisoned value is poisoned silently, so one
+mistake gives one diagnostic, not a cascade.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from netc import ast
+from netc.diagnostics import Diagnostics, Label
+from netc.infer import bind_op_args, infer_node
+from netc.ir import Graph, InputSpec, Node
+from netc.loader import LoadedModule, Program
+from netc.ops import OpSpec, lookup, suggest, OPS, INTERNAL_OPS
+from netc.parser import parse_expression
+from netc.shapes import Multi, ShapeError, format_shape
+from netc.source import Span
+
+LIMITS = {
+    "repeat": 10_000,  # one repeat count or loop length
+    "nodes": 200_000,  # nodes in one graph
+    "depth": 64,  # nested block applications (a block that applies itself)
+    "channels": 1 << 20,
+}
+
+LABEL_RE = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+class _Unknown:
+    """The poisoned value: the result of anything that already failed."""
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN = _Unknown()
+
+
+class EvalError(Exception):
+    def __init__(self, code: str, message: str, span: Span | None, hint: str | None = None,
+                 notes: tuple[str, ...] = (), labels: tuple[Label, ...] = ()):
+        super().__init__(message)
+        self.code, self.message, self.span = code, message, span
+        self.hint, self.notes, self.labels = hint, notes, labels
+
+
+# ---- runtime values of the spec language
+
+@dataclass(frozen=True)
+class Tensor:
+    node: str  # the producing node's id
+    shape: Any  # Shape or Multi
+    span: Span  # where it was produced
+
+
+@dataclass(frozen=True)
+class BlockValue:
+    """A block definition together with the file it was written in (its lexical scope)."""
+    defn: ast.BlockDef
+    module: LoadedModule
+
+
+@dataclass(frozen=True)
+class OpStage:
+    op: OpSpec
+    args: tuple
+    kwargs: dict
+    span: Span
+    defaults: dict  # the `defaults` of the file where the call was written
+
+
+@dataclass(frozen=True)
+class BlockStage:
+    block: BlockValue
+    args: tuple
+    kwargs: dict
+    span: Span
+
+
+@dataclass(frozen=True)
+class SeqStage:
+    items: tuple
+    span: Span
+    nested: bool  # a list literal: a naming level of its own inside another sequence
+
+
+@dataclass(frozen=True)
+class NamedStage:
+    label: str
+    inner: Any
+    span: Span
+
+
+@dataclass(frozen=True)
+class Builtin:
+    name: str
+
+
+STAGES = (OpStage, BlockStage, SeqStage, NamedStage, BlockValue)
+BUILTINS = {"len", "range", "min", "max", "int", "abs", "float"}
+
+
+def kind_of(value) -> str:
+    """A value's kind, in words, for type errors."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "`none`"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, Tensor):
+        return f"a tensor {format_shape(value.shape)}"
+    if isinstance(value, STAGES):
+        return "a layer"
+    if isinstance(value, Builtin):
+        return "a function"
+    return "a value"
+
+
+@dataclass
+class Env:
+    """A block's (or net's) local names, its file, and where its names go in the state_dict."""
+
+    module: LoadedModule
+    values: dict[str, Any] = field(default_factory=dict)
+    prefix: tuple[str, ...] = ()
+    depth: int = 0
+
+
+def defaults_of(module: LoadedModule) -> dict[str, dict]:
+    """The `defaults` lines of one file, evaluated (they may hold only constants)."""
+    table: dict[str, dict] = {}
+    for line in module.ast.defaults:
+        table.setdefault(line.op, {}).update({kw.name: kw for kw in line.kwargs})
+    return table
+
+
+class Elaborator:
+    def __init__(self, program: Program, diags: Diagnostics) -> None:
+        self.program = program
+        self.diags = diags
+        self.graph = Graph()
+        self.modules_seen: dict[str, Node] = {}
+        self._defaults_cache: dict[int, dict] = {}
+        self.input_overrides: dict[str, Any] = {}
+
+    # ---- entry point
+
+    def elaborate(self, net_name: str | None, overrides: dict[str, Any]) -> Graph | None:
+        root = self.program.root
+        if root is None:
+            return None
+        own_nets = root.ast.nets
+        if not own_nets:
+            self.diags.error("E207", "this file defines no `net`", None,
+                             hint="add `net Name(...) { input x: [3, 224, 224] ... out ... }` "
+                                  "or `net name = Other(...)`")
+            return None
+        if net_name is None:
+            chosen = own_nets[-1]
+        else:
+            chosen = root.nets.get(net_name)
+            if chosen is None:
+                close = suggest(net_name, root.nets)
+                self.diags.error("E201", f"no net named `{net_name}`", None,
+                                 hint=f"did you mean `{close}`?" if close else None)
+                return None
+        self.graph.name = chosen.name
+        self.graph.doc = chosen.doc or root.ast.doc
+        defn, bound = self._resolve_net(chosen, root, overrides)
+        if defn is None:
+            return None
+        env = Env(self.program.modules[self._owner_path(defn, root)], dict(bound))
+        self._run_body(defn.body, env, is_net=True)
+        if not self.graph.outputs and not self.diags.has_errors:
+            self.diags.error("E208", f"net `{defn.name}` has no `out` statement", defn.span,
+                             hint="end the net with `out <tensor>`")
+        return self.graph
+
+    def _owner_path(self, defn, module: LoadedModule):
+        owner = module.owner.get(defn.name, module)
+        return owner.path
+
+    def _resolve_net(self, chosen, root: LoadedModule, overrides: dict):
+        """The net definition to elaborate and its parameters: defaults, then an alias's
+        arguments, then the user's overrides."""
+        alias_args: tuple = ()
+        alias_kwargs: dict = {}
+        defn = chosen
+        module = root.owner.get(chosen.name, root)
+        seen = set()
+        while isinstance(defn, ast.NetAlias):
+            if defn.name in seen:
+                self.diags.error("E206", f"net `{defn.name}` is defined in terms of itself", defn.span)
+                return None, {}
+            seen.add(defn.name)
+            env = Env(module)
+            try:
+                alias_args = tuple(self.eval(a, env) for a in defn.args)
+                alias_kwargs = {kw.name: self.eval(kw.value, env) for kw in defn.kwargs}
+            except EvalError as error:
+                self._report(error)
+                return None, {}
+            target = module.nets.get(defn.target)
+            if target is None:
+                close = suggest(defn.target, module.nets)
+                self.diags.error("E201", f"no net named `{defn.target}`", defn.target_span,
+                                 hint=f"did you mean `{close}`?" if close else None)
+                return None, {}
+            module = module.owner.get(defn.target, module)
+            defn = target
+        input_names = self._input_names(defn.body)
+        overrides = self._evaluate_overrides(overrides, defn, root)
+        if overrides is None:
+            return None, {}
+        unknown = [k for k in overrides if k not in {p.name for p in defn.params} | input_names]
+        for key in unknown:
+            close = suggest(key, [p.name for p in defn.params] + sorted(input_names))
+            self.diags.error("E204", f"`{key}` is not a parameter or input of net `{defn.name}`",
+                             None, hint=f"did you mean `{close}`?" if close else
+                             "parameters: " + ", ".join(p.name for p in defn.params))
+        if unknown:
+            return None, {}
+        env = Env(module)
+        try:
+            bound = self._bind_params(defn, alias_args, alias_kwargs, env, defn.span,
+                                      overrides={k: v for k, v in overrides.items()
+                                                 if k not in input_names})
+        except EvalError as error:
+            self._report(error)
+            return None, {}
+        self.input_overrides = {k: v for k, v in overrides.items() if k in input_names}
+        return defn, bound
+
+    def _evaluate_overrides(self, overrides: dict, defn: ast.BlockDef, root: LoadedModule):
+        """Overrides as netc values: `-D` text is evaluated in the root file's scope (so
+        `-D block=BasicBlock` names a block); `<input>` means the first input."""
+        result = {}
+        for key, value in overrides.items():
+            if key == "<input>":
+                first = next((s.name for s in defn.body if isinstance(s, ast.InputDecl)), None)
+                if first is None:
+                    self.diags.error("E210", f"net `{defn.name}` declares no `input` to resize",
+                                     defn.span)
+                    return None
+                key = first
+            if isinstance(value, ast.Expr):
+                try:
+                    value = self.eval(value, Env(root))
+                except EvalError as error:
+                    self._report(error)
+                    return None
+            result[key] = _python_to_netc(value)
+        return result
+
+    @staticmethod
+    def _input_names(body) -> set[str]:
+        return {s.name for s in body if isinstance(s, ast.InputDecl)}
+
+    # ---- statements
+
+    def _report(self, error: EvalError) -> None:
+        if not error.code:  # a poisoned value already reported upstream
+            return
+        self.diags.error(error.code, error.message, error.span, hint=error.hint,
+                         notes=error.notes, labels=error.labels)
+
+    def _run_body(self, body, env: Env, is_net: bool = False) -> Any:
+        """Run statements; returns the value of `out` (or None if there was none)."""
+        result = None
+        for stmt in body:
+            try:
+                value = self._run_stmt(stmt, env, is_net)
+            except EvalError as error:
+                self._report(error)
+                self._poison(stmt, env)
+                continue
+            if value is not None:
+                result = value
+        return result
+
+    def _poison(self, stmt, env: Env) -> None:
+        if isinstance(stmt, ast.Assign):
+            env.values[stmt.name] = UNKNOWN
+        elif isinstance(stmt, ast.Unpack):
+            for name in stmt.names:
+                env.values[name] = UNKNOWN
+        elif isinstance(stmt, ast.InputDecl):
+            env.values[stmt.name] = UNKNOWN
+        elif isinstance(stmt, ast.Out):
+            env.values["<out>"] = UNKNOWN
+
+    def _run_stmt(self, stmt, env: Env, is_net: bool):
+        if isinstance(stmt, ast.Assign):
+            env.values[stmt.name] = self.eval(stmt.value, env)
+        elif isinstance(stmt, ast.Unpack):
+            self._unpack(stmt, env)
+        elif isinstance(stmt, ast.InputDecl):
+            if not is_net:
+                raise EvalError("E210", "`input` belongs in a `net`; a block's input is `in`",
+                                stmt.span)
+            env.values[stmt.name] = self._declare_input(stmt, env)
+        elif isinstance(stmt, ast.Out):
+            if "<out>" in env.values:
+                raise EvalError("E208", "a second `out`: a block or net has exactly one output",
+                                stmt.span)
+            value = self.eval(stmt.value, env)
+            env.values["<out>"] = value
+            if is_net:
+                self._set_net_output(value, stmt.value.span)
+            return value
+        elif isinstance(stmt, ast.For):
+            self._run_for(stmt, env, is_net)
+        elif isinstance(stmt, ast.If):
+            for cond, body in stmt.branches:
+                decided = self.eval(cond, env)
+                if decided is UNKNOWN:
+                    return None
+                if self._truth(decided, cond.span):
+                    return self._run_nested(body, env, is_net)
+            return self._run_nested(stmt.orelse, env, is_net)
+        elif isinstance(stmt, ast.Assert):
+            self._assert(stmt, env)
+        return None
+
+    def _run_nested(self, body, env: Env, is_net: bool):
+        """A loop or `if` body shares its block's names (no new scope, as in Python)."""
+        for stmt in body:
+            try:
+                self._run_stmt(stmt, env, is_net)
+            except EvalError as error:
+                self._report(error)
+                self._poison(stmt, env)
+        return None
+
+    def _run_for(self, stmt: ast.For, env: Env, is_net: bool) -> None:
+        items = self.eval(stmt.iterable, env)
+        if items is UNKNOWN:
+            return
+        if not isinstance(items, list):
+            raise EvalError("E310", f"`for` needs a list or a range, got {kind_of(items)}",
+                            stmt.iterable.span, hint="write `for i in 0..3` or `for n in [64, 128]`")
+        for item in items:
+            env.values[stmt.var] = item
+            self._run_nested(stmt.body, env, is_net)
+
+    def _assert(self, stmt: ast.Assert, env: Env) -> None:
+        ok = self.eval(stmt.cond, env)
+        if ok is UNKNOWN or self._truth(ok, stmt.cond.span):
+            return
+        message = "assertion failed"
+        if stmt.message is not None:
+            text = self.eval(stmt.message, env)
+            message = str(text) if text is not UNKNOWN else message
+        raise EvalError("E212", message, stmt.cond.span)
+
+    def _unpack(self, stmt: ast.Unpack, env: Env) -> None:
+        value = self.eval(stmt.value, env)
+        if value is UNKNOWN:
+            raise _silent_poison()  # the names are poisoned; the cause is reported already
+        if isinstance(value, Tensor) and isinstance(value.shape, Multi):
+            if len(value.shape) != len(stmt.names):
+                raise EvalError("E310", f"{len(stmt.names)} names for {len(value.shape)} results",
+                                stmt.span)
+            for index, name in enumerate(stmt.names):
+                env.values[name] = self._add_node(
+                    lookup_internal("getitem"), {"index": index}, [value], stmt.value.span,
+                    env, name=None, hint_id=name)
+            return
+        if isinstance(value, list):
+            if len(value) != len(stmt.names):
+                raise EvalError("E310", f"{len(stmt.names)} names for a list of {len(value)}",
+                                stmt.span)
+            env.values.update(zip(stmt.names, value))
+            return
+        raise EvalError("E310", f"cannot unpack {kind_of(value)}", stmt.value.span)
+
+    def _declare_input(self, stmt: ast.InputDecl, env: Env) -> Tensor:
+        shape = self.input_overrides.get(stmt.name)
+        span = stmt.shape.span
+        if shape is None:
+            shape = self.eval(stmt.shape, env)
+        if isinstance(shape, tuple):
+            shape = list(shape)
+        if not (isinstance(shape, list) and len(shape) in (1, 3)
+                and all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 1 << 20
+                        for d in shape)):
+            raise EvalError("E210", f"input `{stmt.name}` needs a shape [C, H, W] or [F] of "
+                                    f"positive integers, got {shape!r}", span)
+        shape = tuple(shape)
+        self.graph.inputs.append(InputSpec(stmt.name, shape, stmt.span))
+        node = Node(stmt.name, "input", {}, (), stmt.span, self.graph.next_order(), shape=shape)
+        self.graph.add(node)
+        return Tensor(node.id, shape, stmt.span)
+
+    def _set_net_output(self, value, span: Span) -> None:
+        if value is UNKNOWN:
+            return
+        if not isinstance(value, Tensor):
+            raise EvalError("E310", f"a net's `out` must be a tensor, got {kind_of(value)}", span,
+                            hint="apply the layer to a tensor: `out x >> layer`")
+        self.graph.outputs.append(value.node)
+
+    # ---- expressions
+
+    def eval(self, expr: ast.Expr, env: Env) -> Any:
+        method = getattr(self, f"eval_{type(expr).__name__}")
+        return method(expr, env)
+
+    def eval_Number(self, expr: ast.Number, env: Env):
+        return expr.value
+
+    def eval_String(self, expr: ast.String, env: Env):
+        return expr.value
+
+    def eval_Constant(self, expr: ast.Constant, env: Env):
+        return expr.value
+
+    def eval_InputRef(self, expr: ast.InputRef, env: Env):
+        if "in" not in env.values:
+            raise EvalError("E201", "`in` is a block's input; a net names its inputs with `input`",
+                            expr.span)
+        return env.values["in"]
+
+    def eval_Ref(self, expr: ast.Ref, env: Env):
+        name = expr.name
+        if name in env.values:
+            return env.values[name]
+        if name in env.module.blocks:
+            owner = env.module.owner[name]
+            return BlockValue(env.module.blocks[name], owner)
+        op = lookup(name)
+        if op is not None:
+            return OpStage(op, (), {}, expr.span, self._file_defaults(env.module))
+        if name in BUILTINS:
+            return Builtin(name)
+        candidates = [*env.values, *env.module.blocks, *(k for k in OPS if k not in INTERNAL_OPS),
+                      *BUILTINS]
+        close = suggest(name, [c for c in candidates if not c.startswith("<")])
+        raise EvalError("E201", f"`{name}` is not defined", expr.span,
+                        hint=f"did you mean `{close}`?" if close else None)
+
+    def eval_ListExpr(self, expr: ast.ListExpr, env: Env):
+        return [self.eval(item, env) for item in expr.items]
+
+    def eval_Attr(self, expr: ast.Attr, env: Env):
+        obj = self.eval(expr.obj, env)
+        if obj is UNKNOWN:
+            return UNKNOWN
+        if not isinstance(obj, Tensor):
+            raise EvalError("E310", f"`.{expr.name}` needs a tensor, got {kind_of(obj)}", expr.span)
+        shape = obj.shape
+        if shape is None:
+            return UNKNOWN
+        if isinstance(shape, Multi):
+            raise EvalError("E310", "unpack a multi-result op before asking its shape", expr.span,
+                            hint="`a, b = split(x, 2)`")
+        fields = {"shape": list(shape), "rank": len(shape), "c": shape[0]}
+        if len(shape) == 3:
+            fields.update(h=shape[1], w=shape[2])
+        if expr.name not in fields:
+            raise EvalError("E310", f"a tensor {format_shape(shape)} has no `.{expr.name}`",
+                            expr.span, hint="shape queries: .c, .h, .w, .shape, .rank")
+        return fields[expr.name]
+
+    def eval_Index(self, expr: ast.Index, env: Env):
+        obj = self.eval(expr.obj, env)
+        index = self.eval(expr.index, env)
+        if obj is UNKNOWN or index is UNKNOWN:
+            return UNKNOWN
+        if not isinstance(obj, list):
+            raise EvalError("E310", f"cannot index {kind_of(obj)}", expr.span)
+        if not _is_int(index):
+            raise EvalError("E310", f"a list index must be an integer, got {kind_of(index)}",
+                            expr.index.span)
+        if not -len(obj) <= index < len(obj):
+            raise EvalError("E308", f"index {index} is out of range for a list of {len(obj)}",
+                            expr.index.span)
+        return obj[index]
+
+    def eval_Neg(self, expr: ast.Neg, env: Env):
+        value = self.eval(expr.operand, env)
+        if value is UNKNOWN:
+            return UNKNOWN
+        if not _is_number(value):
+            raise EvalError("E310", f"cannot negate {kind_of(value)}", expr.span)
+        return -value
+
+    def eval_Not(self, expr: ast.Not, env: Env):
+        value = self.eval(expr.operand, env)
+        return UNKNOWN if value is UNKNOWN else not self._truth(value, expr.span)
+
+    def eval_BoolOp(self, expr: ast.BoolOp, env: Env):
+        left = self.eval(expr.left, env)
+        if left is UNKNOWN:
+            return UNKNOWN
+        left = self._truth(left, expr.left.span)
+        if expr.op == "and" and not left:
+            return False
+        if expr.op == "or" and left:
+            return True
+        right = self.eval(expr.right, env)
+        return UNKNOWN if right is UNKNOWN else self._truth(right, expr.right.span)
+
+    def eval_Compare(self, expr: ast.Compare, env: Env):
+        values = [self.eval(o, env) for o in expr.operands]
+        if any(v is UNKNOWN for v in values):
+            return UNKNOWN
+        for (a, b), op, span in zip(zip(values, values[1:]), expr.ops, expr.operands[1:]):
+            if op in ("==", "!="):
+                if isinstance(a, Tensor) or isinstance(b, Tensor):
+                    raise EvalError("E310", "tensors cannot be compared; compare their shapes",
+                                    expr.span, hint="e.g. `in.c != planes`")
+                ok = (a == b) if op == "==" else (a != b)
+            else:
+                if not (_is_number(a) and _is_number(b)):
+                    raise EvalError("E310", f"cannot compare {kind_of(a)} and {kind_of(b)} "
+                                            f"with `{op}`", expr.span)
+                ok = {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+            if not ok:
+                return False
+        return True
+
+    def eval_IfExpr(self, expr: ast.IfExpr, env: Env):
+        cond = self.eval(expr.cond, env)
+        if cond is UNKNOWN:
+            return UNKNOWN
+        # only the chosen branch is evaluated: the other one creates no layers
+        return self.eval(expr.then if self._truth(cond, expr.cond.span) else expr.orelse, env)
+
+    def eval_Range(self, expr: ast.Range, env: Env):
+        lo, hi = self.eval(expr.lo, env), self.eval(expr.hi, env)
+        if lo is UNKNOWN or hi is UNKNOWN:
+            return UNKNOWN
+        if not (_is_int(lo) and _is_int(hi)):
+            raise EvalError("E310", f"a range needs integer ends, got {kind_of(lo)} and "
+                                    f"{kind_of(hi)}", expr.span)
+        self._check_count(hi - lo + 1, expr.span)
+        return list(range(lo, hi + 1))
+
+    def eval_BinOp(self, expr: ast.BinOp, env: Env):
+        left = self.eval(expr.left, env)
+        right = self.eval(expr.right, env)
+        if left is UNKNOWN or right is UNKNOWN:
+            return UNKNOWN
+        op = expr.op
+        if isinstance(left, Tensor) or isinstance(right, Tensor):
+            return self._tensor_binop(expr, left, right, env)
+        if op == "*" and (_is_stage(left) or _is_stage(right)):
+            return self._repeat(expr, left, right)
+        if op in ("+", "*") and isinstance(left, list) and isinstance(right, (list, int)):
+            if op == "*":
+                self._check_count(right if _is_int(right) else 0, expr.right.span)
+            if isinstance(right, bool) or (op == "+" and not isinstance(right, list)):
+                raise EvalError("E310", f"cannot apply `{op}` to a list and {kind_of(right)}",
+                                expr.span)
+            return left + right if op == "+" else left * right
+        if op == "+" and isinstance(left, str) and isinstance(right, str):
+            return left + right
+        if not (_is_number(left) and _is_number(right)):
+            raise EvalError("E310", f"cannot apply `{op}` to {kind_of(left)} and {kind_of(right)}",
+                            expr.span)
+        return self._arith(expr, op, left, right)
+
+    def _arith(self, expr: ast.BinOp, op: str, a, b):
+        if op in ("/", "//", "%") and b == 0:
+            raise EvalError("E314", "division by zero", expr.right.span)
+        if op == "**" and (abs(b) > 64 or abs(a) > 1 << 20):
+            raise EvalError("E211", "exponent too large", expr.span)
+        result = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b,
+                  "/": lambda: a / b, "//": lambda: a // b, "%": lambda: a % b,
+                  "**": lambda: a ** b}[op]()
+        if isinstance(result, float) and not math.isfinite(result):
+            raise EvalError("E211", "number too large", expr.span)
+        if isinstance(result, int) and abs(result) > 1 << 62:
+            raise EvalError("E211", "number too large", expr.span)
+        return result
+
+    def _tensor_binop(self, expr: ast.BinOp, left, right, env: Env):
+        if not (isinstance(left, Tensor) and isinstance(right, Tensor)):
+            other = right if isinstance(left, Tensor) else left
+            raise EvalError("E310", f"cannot apply `{expr.op}` to a tensor and {kind_of(other)}",
+                            expr.span, hint="tensors combine with tensors: `a + b`, `x * gate`")
+        ops = {"+": "add", "*": "mul"}
+        if expr.op not in ops:
+            raise EvalError("E310", f"tensors support `+` and `*`, not `{expr.op}`", expr.span)
+        operands = [(expr.left, left), (expr.right, right)]
+        return self._apply_op(OpStage(OPS[ops[expr.op]], (), {}, expr.span, {}), [left, right],
+                              env, name=None, operand_exprs=operands)
+
+    def _repeat(self, expr: ast.BinOp, left, right):
+        stage, count = (left, right) if _is_stage(left) else (right, left)
+        if not _is_int(count):
+            raise EvalError("E310", f"a layer repeats an integer number of times, got "
+                                    f"{kind_of(count)}", expr.span)
+        if count < 0:
+            raise EvalError("E308", f"repeat count {count} is negative", expr.span)
+        self._check_count(count, expr.span)
+        return SeqStage(tuple([stage] * count), expr.span, nested=False)
+
+    def _check_count(self, count: int, span: Span) -> None:
+        if count > LIMITS["repeat"]:
+            raise EvalError("E211", f"{count} repetitions is beyond the limit of "
+                                    f"{LIMITS['repeat']}", span,
+                            hint="a typo? the limit guards against runaway specs")
+
+    def eval_Named(self, expr: ast.Named, env: Env):
+        label = self._label(expr, env)
+        if label is UNKNOWN:
+            return UNKNOWN
+        inner_expr = expr.inner
+        if isinstance(inner_expr, ast.Call):
+            # `se: SE(x, 16)` applies at once; the label names what it creates
+            return self.eval_Call(inner_expr, env, name=label)
+        inner = self.eval(inner_expr, env)
+        if inner is UNKNOWN:
+            return UNKNOWN
+        stage = self._as_stage(inner, inner_expr.span)
+        return NamedStage(label, stage, expr.span)
+
+    def _label(self, expr: ast.Named, env: Env):
+        if isinstance(expr.label, str):
+            return expr.label
+        text = self._interpolate(expr.label, env)
+        if text is UNKNOWN:
+            return UNKNOWN
+        if not LABEL_RE.match(text):
+            raise EvalError("E209", f"`{text}` cannot be a submodule name", expr.label_span,
+                            hint="names use letters, digits and `_` (dots come from nesting)")
+        return text
+
+    def _interpolate(self, string: ast.String, env: Env):
+        """`"layer{i+1}"`: each `{...}` is a netc expression (parsed, never eval'd)."""
+        parts, text, pos = [], string.value, 0
+        for match in re.finditer(r"\{([^{}]*)\}", text):
+            parts.append(text[pos:match.start()])
+            span = Span(string.span.file, string.span.line, string.span.col + 1 + match.start(1),
+                        string.span.line, string.span.col + 1 + match.end(1))
+            inner = parse_expression(match.group(1), span, self.diags)
+            if inner is None:
+                return UNKNOWN
+            value = self.eval(inner, env)
+            if value is UNKNOWN:
+                return UNKNOWN
+            if not isinstance(value, (int, str)) or isinstance(value, bool):
+                raise EvalError("E310", f"a name part must be a number or a string, got "
+                                        f"{kind_of(value)}", span)
+            parts.append(str(value))
+            pos = match.end()
+        parts.append(text[pos:])
+        return "".join(parts)
+
+    def eval_Pipe(self, expr: ast.Pipe, env: Env, name: str | None = None):
+        left = self.eval(expr.left, env)
+        right = self.eval(expr.right, env)
+        if left is UNKNOWN or right is UNKNOWN:
+            return UNKNOWN
+        if isinstance(left, Tensor):
+            return self._apply(self._as_stage(right, expr.right.span), left, env, name)
+        if isinstance(left, list) and left and all(isinstance(t, Tensor) for t in left):
+            stage = self._as_stage(right, expr.right.span)
+            if isinstance(stage, OpStage) and stage.op.variadic:
+                return self._apply_op(stage, list(left), env, name)
+            raise EvalError("E312", "a list of tensors can only feed `cat`, `add` or `mul`",
+                            expr.span, hint="e.g. `[a, b, c] >> cat`")
+        if _is_stage(left) or isinstance(left, list):
+            # composition: `conv(64, 3) >> bn >> relu` is a reusable stage
+            first = self._as_stage(left, expr.left.span)
+            second = self._as_stage(right, expr.right.span)
+            return SeqStage((first, second), expr.span, nested=False)
+        raise EvalError("E312", f"`>>` feeds a tensor to a layer, but its left side is "
+                                f"{kind_of(left)}", expr.left.span)
+
+    def eval_Call(self, expr: ast.Call, env: Env, name: str | None = None):
+        func = self.eval(expr.func, env)
+        if func is UNKNOWN:
+            return UNKNOWN
+        args = tuple(self.eval(a, env) for a in expr.args)
+        kwargs = {}
+        for kw in expr.kwargs:
+            if kw.name in kwargs:
+                raise EvalError("E306", f"`{kw.name}` is given twice", kw.span)
+            kwargs[kw.name] = self.eval(kw.value, env)
+        if any(a is UNKNOWN for a in args) or any(v is UNKNOWN for v in kwargs.values()):
+            return UNKNOWN
+        if isinstance(func, Builtin):
+            return self._builtin(func.name, args, kwargs, expr)
+        if isinstance(func, OpStage) and not func.args and not func.kwargs:
+            inputs, rest = _leading_tensors(args, func.op.variadic)
+            stage = OpStage(func.op, rest, kwargs, expr.span, func.defaults)
+            if inputs:
+                return self._apply_op(stage, inputs, env, name,
+                                      operand_exprs=list(zip(expr.args, inputs)))
+            return NamedStage(name, stage, expr.span) if name else stage
+        if isinstance(func, BlockValue):
+            if args and isinstance(args[0], Tensor):
+                stage = BlockStage(func, args[1:], kwargs, expr.span)
+                return self._apply(stage, args[0], env, name)
+            stage = BlockStage(func, args, kwargs, expr.span)
+            return NamedStage(name, stage, expr.span) if name else stage
+        raise EvalError("E202", f"{kind_of(func)} cannot be called", expr.func.span,
+                        hint="call an op (`conv(64, 3)`) or a block (`Bottleneck(64)`)")
+
+    def _builtin(self, name: str, args, kwargs, expr: ast.Call):
+        if kwargs:
+            raise EvalError("E306", f"`{name}` takes no keyword arguments", expr.span)
+        try:
+            if name == "len":
+                (value,) = args
+                if not isinstance(value, list):
+                    raise TypeError
+                return len(value)
+            if name == "range":
+                if not all(_is_int(a) for a in args) or not 1 <= len(args) <= 3:
+                    raise TypeError
+                result = range(*args)
+                self._check_count(len(result), expr.span)
+                return list(result)
+            if name in ("min", "max"):
+                values = list(args[0]) if len(args) == 1 and isinstance(args[0], list) else list(args)
+                if not values or not all(_is_number(v) for v in values):
+                    raise TypeError
+                return min(values) if name == "min" else max(values)
+            if name in ("int", "abs", "float"):
+                (value,) = args
+                if not _is_number(value):
+                    raise TypeError
+                return {"int": int, "abs": abs, "float": float}[name](value)
+        except (TypeError, ValueError):
+            pass
+        raise EvalError("E307", f"bad arguments to `{name}`: "
+                                + ", ".join(kind_of(a) for a in args), expr.span)
+
+    # ---- stages
+
+    def _as_stage(self, value, span: Span):
+        if isinstance(value, (OpStage, BlockStage, SeqStage, NamedStage)):
+            return value
+        if isinstance(value, BlockValue):
+            return BlockStage(value, (), {}, span)
+        if isinstance(value, list):
+            return SeqStage(tuple(self._as_stage(v, span) for v in value), span, nested=True)
+        if isinstance(value, Tensor):
+            raise EvalError("E312", "a tensor cannot follow `>>`; `>>` feeds a tensor to a layer",
+                            span, hint="combine tensors with `+`, `*` or `cat(a, b)`")
+        raise EvalError("E312", f"expected a layer here, got {kind_of(value)}", span)
+
+    def _apply(self, stage, x: Tensor, env: Env, name: str | None) -> Any:
+        if isinstance(stage, NamedStage):
+            return self._apply(stage.inner, x, env, stage.label)
+        if isinstance(stage, OpStage):
+            return self._apply_op(stage, [x], env, name)
+        if isinstance(stage, BlockStage):
+            return self._apply_block(stage, x, env, name)
+        if isinstance(stage, SeqStage):
+            return self._apply_seq(stage, x, env, name)
+        raise AssertionError(stage)
+
+    def _apply_seq(self, seq: SeqStage, x, env: Env, name: str | None):
+        if name is None:
+            for item in seq.items:
+                x = self._apply(item, x, env, None)
+                if x is UNKNOWN:
+                    return UNKNOWN
+            return x
+        # a named sequence is a naming level: its items are `name.0`, `name.1`, ...
+        inner = Env(env.module, env.values, (*env.prefix, name), env.depth)
+        for index, item in enumerate(_flatten_items(seq)):
+            x = self._apply(item, x, inner, str(index))
+            if x is UNKNOWN:
+                return UNKNOWN
+        return x
+
+    def _apply_block(self, stage: BlockStage, x, env: Env, name: str | None):
+        block = stage.block
+        if env.depth >= LIMITS["depth"]:
+            raise EvalError("E211", f"blocks nest deeper than {LIMITS['depth']} levels "
+                                    f"(does `{block.defn.name}` apply itself?)", stage.span)
+        prefix = (*env.prefix, name) if name else env.prefix
+        local = Env(block.module, {}, prefix, env.depth + 1)
+        local.values.update(self._bind_params(block.defn, stage.args, stage.kwargs, local,
+                                              stage.span))
+        local.values["in"] = x
+        self._run_body(block.defn.body, local)
+        if "<out>" not in local.values:
+            raise EvalError("E208", f"block `{block.defn.name}` has no `out` statement",
+                            block.defn.span, hint="end the block with `out <tensor>`")
+        out = local.values["<out>"]
+        if out is not UNKNOWN and not isinstance(out, Tensor):
+            raise EvalError("E310", f"block `{block.defn.name}` outputs {kind_of(out)}, "
+                                    f"not a tensor", block.defn.span)
+        return out
+
+    def _bind_params(self, defn: ast.BlockDef, args: tuple, kwargs: dict, env: Env, span: Span,
+                     overrides: dict | None = None) -> dict:
+        params = defn.params
+        kind = "net" if defn.kind == "net" else "block"
+        if len(args) > len(params):
+            raise EvalError("E305", f"{kind} `{defn.name}` takes {len(params)} arguments, "
+                                    f"got {len(args)}", span)
+        bound = dict(zip((p.name for p in params), args))
+        names = [p.name for p in params]
+        for key, value in kwargs.items():
+            if key not in names:
+                close = suggest(key, names)
+                raise EvalError("E306", f"{kind} `{defn.name}` has no parameter `{key}`", span,
+                                hint=f"did you mean `{close}`?" if close else
+                                "parameters: " + ", ".join(names))
+            if key in bound:
+                raise EvalError("E306", f"`{key}` is given twice", span)
+            bound[key] = value
+        bound.update(overrides or {})
+        scope = Env(env.module, {}, env.prefix, env.depth)
+        for param in params:
+            if param.name not in bound:
+                if param.default is None:
+                    raise EvalError("E305", f"{kind} `{defn.name}` needs `{param.name}`", span,
+                                    labels=(Label(param.span, "declared here"),))
+                scope.values.update(bound)
+                bound[param.name] = self.eval(param.default, scope)
+        return {name: bound[name] for name in names}
+
+    def _file_defaults(self, module: LoadedModule) -> dict:
+        key = id(module)
+        if key not in self._defaults_cache:
+            table = {}
+            for op, kwargs in defaults_of(module).items():
+                table[op] = {name: self.eval(kw.value, Env(module)) for name, kw in kwargs.items()}
+            self._defaults_cache[key] = table
+        return self._defaults_cache[key]
+
+    def _apply_op(self, stage: OpStage, inputs: list, env: Env, name: str | None,
+                  operand_exprs=None, hint_id: str | None = None):
+        if any(t is UNKNOWN for t in inputs):
+            return UNKNOWN
+        bad = [t for t in inputs if not isinstance(t, Tensor)]
+        if bad:
+            raise EvalError("E310", f"`{stage.op.name}` takes tensors, got {kind_of(bad[0])}",
+                            stage.span)
+        if stage.op.variadic and len(inputs) < 2 and stage.op.name != "cat":
+            raise EvalError("E305", f"`{stage.op.name}` needs at least two tensors", stage.span)
+        if not stage.op.variadic and len(inputs) != 1:
+            raise EvalError("E305", f"`{stage.op.name}` takes one tensor, got {len(inputs)}",
+                            stage.span)
+        defaults = stage.defaults.get(stage.op.name, {})
+        args = bind_op_args(stage.op, stage.args, stage.kwargs, defaults, stage.span, EvalError)
+        return self._add_node(stage.op, args, inputs, stage.span, env, name,
+                              operand_exprs=operand_exprs, hint_id=hint_id)
+
+    def _add_node(self, op: OpSpec, args: dict, inputs: list, span: Span, env: Env,
+                  name: str | None, operand_exprs=None, hint_id: str | None = None):
+        if any(t.shape is None for t in inputs):
+            return UNKNOWN
+        if len(self.graph) >= LIMITS["nodes"]:
+            raise EvalError("E211", f"the net has more than {LIMITS['nodes']} nodes", span)
+        module = None
+        if op.has_module:
+            module = ".".join((*env.prefix, name)) if name else self._fresh(env.prefix, op.name)
+            if module in self.modules_seen:
+                first = self.modules_seen[module]
+                raise EvalError("E203", f"two layers are named `{module}`", span,
+                                labels=(Label(first.span, "first used here"),),
+                                hint="label the repetition, e.g. `layer1: [block(64) * 3]`")
+            node_id = module
+        else:
+            node_id = self._fresh(env.prefix, name or hint_id or op.name)
+        node = Node(node_id, op.name, args, tuple(t.node for t in inputs), span,
+                    self.graph.next_order(), module=module, scope=env.prefix)
+        try:
+            node.shape = infer_node(op, args, [t.shape for t in inputs])
+        except ShapeError as error:
+            labels = tuple(self._operand_labels(operand_exprs, inputs))
+            raise EvalError(error.code, error.message, span, hint=error.hint, notes=error.notes,
+                            labels=labels)
+        self.graph.add(node)
+        if module:
+            self.modules_seen[module] = node
+        return Tensor(node.id, node.shape, span)
+
+    def _operand_labels(self, operand_exprs, inputs):
+        if not operand_exprs:
+            return
+        for expr, tensor in operand_exprs:
+            producer = self.graph.node(tensor.node)
+            what = f"`{expr.name}`" if isinstance(expr, ast.Ref) else (
+                "`in`" if isinstance(expr, ast.InputRef) else "this operand")
+            origin = "the block input" if isinstance(expr, ast.InputRef) else f"`{producer.id}`"
+            yield Label(producer.span, f"{what} is {format_shape(tensor.shape)}, from {origin}")
+
+    def _fresh(self, prefix: tuple[str, ...], base: str) -> str:
+        """A node id not yet used: `layer1.0.relu`, then `layer1.0.relu_1`, ..."""
+        stem = ".".join((*prefix, base))
+        candidate, counter = stem, 0
+        while candidate in self.graph or candidate in self.modules_seen:
+            counter += 1
+            candidate = f"{stem}_{counter}"
+        return candidate
+
+    @staticmethod
+    def _truth(value, span: Span) -> bool:
+        if isinstance(value, bool):
+            return value
+        raise EvalError("E310", f"a condition must be true or false, got {kind_of(value)}", span)
+
+
+def _python_to_netc(value):
+    """A value from the Python API as the spec language sees it (tuples are lists)."""
+    if isinstance(value, (tuple, list)):
+        return [_python_to_netc(v) for v in value]
+    return value
+
+
+def _silent_poison() -> EvalError:
+    return EvalError("", "", None)
+
+
+def lookup_internal(name: str) -> OpSpec:
+    return OPS[name]
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_stage(value) -> bool:
+    return isinstance(value, STAGES)
+
+
+def _leading_tensors(args: tuple, variadic: bool) -> tuple[list, tuple]:
+    """Split a call's positional arguments into tensor inputs and op arguments:
+    `relu(x)`, `cat(a, b, c)`, `cat([a, b])` apply at once; `conv(64, 3)` is a stage."""
+    if variadic and args and isinstance(args[0], list) and args[0] \
+            and all(isinstance(t, Tensor) for t in args[0]):
+        return list(args[0]), args[1:]
+    count = 0
+    while count < len(args) and isinstance(args[count], Tensor):
+        count += 1
+    if not variadic:
+        count = min(count, 1)
+    return list(args[:count]), args[count:]
+
+
+def _flatten_items(seq: SeqStage) -> list:
+    """A sequence's items with unnamed repeats and compositions spliced in, so that
+    `[block(64, 2), block(64) * 3]` numbers its blocks 0..3."""
+    items = []
+    for item in seq.items:
+        if isinstance(item, SeqStage) and not item.nested:
+            items.extend(_flatten_items(item))
+        else:
+            items.append(item)
+    return items

@@ -1,0 +1,94 @@
+"""infer / validate: op arguments checked against each op's schema, and shapes inferred.
+
+`bind_op_args` and `infer_node` are called by the elaborator as it creates each node
+(shape queries need types during elaboration); `infer_graph` re-derives every shape of a
+finished graph from its inputs alone, which checks that the graph is self-consistent
+(tests run it after every compilation, like torch.fx's `Graph.lint`).
+"""
+from __future__ import annotations
+
+from netc.diagnostics import Diagnostics
+from netc.ir import Graph
+from netc.ops import AUTO, OpSpec, check_value, kind_words, suggest
+from netc.shapes import Shape, ShapeError, format_shape
+
+MAX_CHANNELS = 1 << 20
+
+
+def _normalise(value):
+    """Integral floats count as ints (`planes * base_width / 64` is a width); tuples as lists."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1 << 53:
+        return int(value)
+    if isinstance(value, tuple):
+        return [_normalise(v) for v in value]
+    if isinstance(value, list):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def bind_op_args(op: OpSpec, args: tuple, kwargs: dict, defaults: dict, span, error_type) -> dict:
+    """Every argument of `op` by name: given, else the file's `defaults`, else the op's own.
+
+    Raises `error_type(code, message, span, hint=...)` on a wrong count, name or value.
+    """
+    names = [p.name for p in op.params]
+    if len(args) > len(op.params):
+        raise error_type("E305", f"`{op.name}` takes at most {len(op.params)} arguments "
+                                 f"({', '.join(names) or 'none'}), got {len(args)}", span)
+    bound = dict(zip(names, args))
+    for key, value in kwargs.items():
+        if key not in names:
+            close = suggest(key, names)
+            raise error_type("E306", f"`{op.name}` has no argument `{key}`", span,
+                             hint=f"did you mean `{close}`?" if close else
+                             f"its arguments: {', '.join(names) or 'none'}")
+        if key in bound:
+            raise error_type("E306", f"`{key}` is given twice (by position and by name)", span)
+        bound[key] = value
+    result = {}
+    for param in op.params:
+        if param.name in bound:
+            value = bound[param.name]
+        elif param.name in defaults:
+            value = defaults[param.name]
+        elif not param.required:
+            value = param.default
+        else:
+            raise error_type("E305", f"`{op.name}` needs `{param.name}`", span,
+                             hint=f"e.g. `{op.name}({', '.join(p.name for p in op.params if p.required)})`")
+        value = _normalise(value)
+        if not check_value(param.kind, value) and not (value == AUTO and param.default == AUTO):
+            code = "E308" if isinstance(value, (int, float)) and not isinstance(value, bool) else "E307"
+            raise error_type(code, f"`{op.name}` argument `{param.name}` must be "
+                                   f"{kind_words(param.kind)}, got {value!r}", span)
+        result[param.name] = value
+    for param in op.params:
+        if param.kind in ("pos",) and isinstance(result[param.name], int) \
+                and result[param.name] > MAX_CHANNELS:
+            raise error_type("E211", f"`{op.name}` argument `{param.name}` = "
+                                     f"{result[param.name]} is beyond the limit of {MAX_CHANNELS}",
+                             span)
+    return result
+
+
+def infer_node(op: OpSpec, args: dict, in_shapes: list) -> Shape:
+    """The op's output shape for these inputs; raises ShapeError with the reason."""
+    return op.infer(args, list(in_shapes))
+
+
+def infer_graph(graph: Graph, diags: Diagnostics | None = None) -> dict[str, Shape]:
+    """Every node's shape recomputed in topological order from the inputs' shapes."""
+    from netc.ops import OPS
+
+    shapes: dict[str, Shape] = {}
+    for node in graph:
+        if node.op == "input":
+            shapes[node.id] = node.shape
+            continue
+        try:
+            shapes[node.id] = infer_node(OPS[node.op], node.args, [shapes[i] for i in node.inputs])
+        except ShapeError as error:
+            if diags is None:
+                raise
+            diags.error(error.code, error.message, node.span, hint=error.hint, notes=error.notes)
+    return shapes

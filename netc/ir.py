@@ -1,0 +1,103 @@
+"""The graph IR: one node per operation, on a `networkx.DiGraph`.
+
+Edges carry reachability and give the topological order; the *order of a node's inputs*
+lives on the node (`Node.inputs`), because a DiGraph's edges are unordered and cannot hold
+`add(x, x)` twice.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import networkx as nx
+
+from netc.shapes import Multi, Shape, format_shape
+from netc.source import Span
+
+
+@dataclass
+class Node:
+    id: str  # unique in the graph; a valid dotted path of identifiers and indices
+    op: str  # an ops.OPS name, or "input"
+    args: dict[str, Any]  # every argument of the op, defaults filled in
+    inputs: tuple[str, ...]  # producer node ids, in the order the op takes them
+    span: Span
+    order: int  # creation (= source) order, the tie-break of the topological sort
+    module: str | None = None  # qualified submodule name (state_dict prefix) if the op owns state
+    scope: tuple[str, ...] = ()  # the named blocks/sequences this node sits in
+    shape: Shape | Multi | None = None  # per-sample output shape; None after an error upstream
+
+    def describe(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.args.items())
+        ins = ", ".join(self.inputs)
+        return f"{self.id}: {format_shape(self.shape)} = {self.op}[{args}]({ins})"
+
+
+@dataclass
+class InputSpec:
+    name: str
+    shape: Shape
+    span: Span
+
+
+class Graph:
+    """A network: nodes, the inputs it takes, and the node ids it returns."""
+
+    def __init__(self, name: str = "net") -> None:
+        self.name = name
+        self.doc = ""
+        self.g = nx.DiGraph()
+        self.inputs: list[InputSpec] = []
+        self.outputs: list[str] = []
+        self._order = 0
+
+    def __len__(self) -> int:
+        return self.g.number_of_nodes()
+
+    def __contains__(self, node_id: str) -> bool:
+        return node_id in self.g
+
+    def node(self, node_id: str) -> Node:
+        return self.g.nodes[node_id]["node"]
+
+    def next_order(self) -> int:
+        self._order += 1
+        return self._order
+
+    def add(self, node: Node) -> Node:
+        assert node.id not in self.g, f"duplicate node id {node.id}"
+        self.g.add_node(node.id, node=node)
+        for producer in node.inputs:
+            self.g.add_edge(producer, node.id)
+        return node
+
+    def topo_order(self) -> list[Node]:
+        """Nodes in dependency order, ties broken by source order (stable across runs)."""
+        order = nx.lexicographical_topological_sort(self.g, key=lambda n: self.node(n).order)
+        return [self.node(n) for n in order]
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.topo_order())
+
+    def consumers(self, node_id: str) -> list[Node]:
+        return [self.node(n) for n in self.g.successors(node_id)]
+
+    def check(self) -> None:
+        """Structural invariants (like torch.fx `Graph.lint`); raises AssertionError."""
+        assert nx.is_directed_acyclic_graph(self.g), "graph has a cycle"
+        modules = [n.module for n in self if n.module]
+        assert len(modules) == len(set(modules)), "two nodes own the same submodule name"
+        for node in self:
+            for producer in node.inputs:
+                assert producer in self.g, f"{node.id} reads missing {producer}"
+        for out in self.outputs:
+            assert out in self.g, f"output {out} is not a node"
+
+    def dump(self) -> str:
+        """A jaxpr-like listing, one node per line."""
+        lines = [f"net {self.name}("
+                 + ", ".join(f"{i.name}: {format_shape(i.shape)}" for i in self.inputs) + ") {"]
+        lines += [f"  {node.describe()}" for node in self if node.op != "input"]
+        lines.append(f"  out {', '.join(self.outputs)}")
+        lines.append("}")
+        return "\n".join(lines)

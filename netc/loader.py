@@ -1,0 +1,127 @@
+"""resolve imports: the root spec and every file it imports, parsed, each with its scope.
+
+Imports are resolved relative to the importing file. A file may only import from the
+directories the compilation allows (by default the root spec's own directory tree and the
+`specs/` folder that ships with netc), so a spec cannot read arbitrary files.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from netc import ast
+from netc.diagnostics import Diagnostics
+from netc.parser import parse_source
+from netc.source import SourceFile, SourceMap, Span
+
+MAX_IMPORT_DEPTH = 32
+
+
+@dataclass
+class LoadedModule:
+    """One parsed file and the blocks and nets it can see (its own, then its imports')."""
+
+    ast: ast.Module
+    path: Path
+    blocks: dict[str, ast.BlockDef] = field(default_factory=dict)
+    nets: dict[str, ast.BlockDef | ast.NetAlias] = field(default_factory=dict)
+    owner: dict[str, "LoadedModule"] = field(default_factory=dict)  # name -> defining module
+
+
+@dataclass
+class Program:
+    root: LoadedModule | None
+    modules: dict[Path, LoadedModule]
+    sources: SourceMap
+
+
+def display_path(path: Path) -> str:
+    """A path as the user should read it in diagnostics: relative to the cwd when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def load_program(spec: str | Path, diags: Diagnostics, allowed: list[Path] | None = None) -> Program:
+    root_path = Path(spec).resolve()
+    allowed_roots = [root_path.parent] + [p.resolve() for p in (allowed or [])]
+    allowed_roots += [p for p in _shipped_spec_dirs() if p.is_dir()]
+    loader = _Loader(diags, allowed_roots)
+    root = loader.load(root_path, None, ())
+    return Program(root, loader.modules, loader.sources)
+
+
+def _shipped_spec_dirs() -> list[Path]:
+    """`specs/` as installed in a wheel (inside the package) and in a source checkout."""
+    here = Path(__file__).resolve().parent
+    return [here / "specs", here.parent / "specs"]
+
+
+class _Loader:
+    def __init__(self, diags: Diagnostics, allowed_roots: list[Path]) -> None:
+        self.diags = diags
+        self.allowed_roots = allowed_roots
+        self.modules: dict[Path, LoadedModule] = {}
+        self.sources = SourceMap()
+
+    def load(self, path: Path, span: Span | None, chain: tuple[Path, ...]) -> LoadedModule | None:
+        if path in self.modules:
+            return self.modules[path]
+        if path in chain:
+            cycle = " -> ".join(p.name for p in (*chain[chain.index(path):], path))
+            self.diags.error("E206", f"circular import: {cycle}", span,
+                             hint="move the shared blocks into a library both files import")
+            return None
+        if len(chain) > MAX_IMPORT_DEPTH:
+            self.diags.error("E211", f"imports nest deeper than {MAX_IMPORT_DEPTH} files", span)
+            return None
+        try:
+            source = SourceFile(display_path(path), path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as error:
+            reason = "it is not UTF-8 text" if isinstance(error, UnicodeDecodeError) else \
+                (error.strerror or str(error)).lower()
+            self.diags.error("E205", f"cannot read `{display_path(path)}`: {reason}", span)
+            return None
+        self.sources.add(source)
+        tree = parse_source(source, self.diags)
+        if tree is None:
+            return None
+        module = LoadedModule(tree, path)
+        for imp in tree.imports:
+            imported = self._import(module, imp, (*chain, path))
+            if imported is not None:
+                for name, block in imported.blocks.items():
+                    module.blocks.setdefault(name, block)
+                    module.owner.setdefault(name, imported.owner[name])
+                for name, net in imported.nets.items():
+                    module.nets.setdefault(name, net)
+                    module.owner.setdefault(name, imported.owner[name])
+        for block in tree.blocks:
+            self._define(module, module.blocks, block)
+        for net in tree.nets:
+            self._define(module, module.nets, net)
+        self.modules[path] = module
+        return module
+
+    def _define(self, module: LoadedModule, table: dict, node) -> None:
+        previous = module.owner.get(node.name)
+        if previous is module:
+            self.diags.error("E203", f"`{node.name}` is defined twice in this file", node.span,
+                             hint="rename one of them")
+            return
+        table[node.name] = node  # a local definition shadows an imported one
+        module.owner[node.name] = module
+
+    def _import(self, module: LoadedModule, imp: ast.Import, chain) -> LoadedModule | None:
+        target = (module.path.parent / imp.path).resolve()
+        if not any(target.is_relative_to(root) for root in self.allowed_roots):
+            self.diags.error("E205", f"import `{imp.path}` is outside the allowed directories",
+                             imp.span, hint="import only from the spec's directory or `specs/`")
+            return None
+        if not target.is_file():
+            self.diags.error("E205", f"cannot find `{imp.path}`", imp.span,
+                             notes=(f"looked for {display_path(target)}",),
+                             hint="import paths are relative to the importing file")
+            return None
+        return self.load(target, imp.span, chain)

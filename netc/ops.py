@@ -1,0 +1,456 @@
+"""The op registry: for each primitive, its arguments, its shape rule, its cost, and the
+PyTorch code it lowers to (as source text; nothing here imports torch).
+
+Adding an op means adding one `OpSpec` to `OPS`: a parameter schema, `infer` (the shape
+rule), and `module` (a constructor, for ops that own parameters) or `call` (a functional
+expression, for parameter-free ops).
+"""
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from netc.shapes import (Multi, Shape, ShapeError, broadcast, conv_output_size, format_shape,
+                         pair, pool_output_size, size_formula)
+
+AUTO = "auto"  # an argument whose default is computed from the others (conv padding)
+
+
+@dataclass(frozen=True)
+class P:
+    """One argument of an op: name, kind (checked by `check_value`), default (absent: required)."""
+
+    name: str
+    kind: str
+    default: Any = ...
+
+    @property
+    def required(self) -> bool:
+        return self.default is ...
+
+
+@dataclass(frozen=True)
+class Cost:
+    params: int = 0
+    buffers: int = 0  # state_dict elements that are not parameters (BN running stats)
+    macs: int = 0
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    name: str
+    params: tuple[P, ...]
+    infer: Callable[[dict, list[Shape]], Shape]
+    doc: str
+    call: Callable[[dict, list[str], str], str]  # (args, input vars, module ref) -> expression
+    module: Callable[[dict, list[Shape]], str] | None = None  # constructor source, if it owns state
+    cost: Callable[[dict, list[Shape], Shape], Cost] = lambda args, ins, out: Cost()
+    variadic: bool = False  # takes any number (>= 2) of tensors: add, mul, cat
+    aliases: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def has_module(self) -> bool:
+        return self.module is not None
+
+
+# ---- argument checking
+
+_KIND_WORDS = {
+    "pos": "a positive integer", "nonneg": "a non-negative integer", "int": "an integer",
+    "pair_pos": "a positive integer or a list of two", "pair_nonneg":
+    "a non-negative integer or a list of two", "float": "a number", "pos_float": "a positive number",
+    "prob": "a number in [0, 1)", "bool": "`true` or `false`", "padding":
+    "a non-negative integer, a list of two, or \"same\"", "sections": "a positive integer or a list of them",
+    "opt_pos_pair": "a positive integer, a list of two, or `none`",
+}
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_pair(v, low: int) -> bool:
+    if _is_int(v):
+        return v >= low
+    return isinstance(v, list) and len(v) == 2 and all(_is_int(x) and x >= low for x in v)
+
+
+def check_value(kind: str, value) -> bool:
+    """Whether `value` is acceptable for an argument of this kind."""
+    if kind == "pos":
+        return _is_int(value) and value >= 1
+    if kind == "nonneg":
+        return _is_int(value) and value >= 0
+    if kind == "int":
+        return _is_int(value)
+    if kind == "pair_pos":
+        return _is_pair(value, 1)
+    if kind == "pair_nonneg":
+        return _is_pair(value, 0)
+    if kind == "opt_pos_pair":
+        return value is None or _is_pair(value, 1)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if kind == "pos_float":
+        return check_value("float", value) and value > 0
+    if kind == "prob":
+        return check_value("float", value) and 0 <= value < 1
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "padding":
+        return value == AUTO or value == "same" or _is_pair(value, 0)
+    if kind == "sections":
+        return (_is_int(value) and value >= 1) or (
+            isinstance(value, list) and value and all(_is_int(x) and x >= 1 for x in value))
+    raise AssertionError(f"unknown argument kind {kind}")
+
+
+def kind_words(kind: str) -> str:
+    return _KIND_WORDS.get(kind, kind)
+
+
+# ---- source formatting for the generated code (values are checked ints/floats/bools)
+
+def lit(value) -> str:
+    if isinstance(value, list):
+        return "(" + ", ".join(lit(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    return repr(value)
+
+
+def _kwargs(pairs: list[tuple[str, Any, Any]]) -> str:
+    """`name=value` for each argument that differs from PyTorch's default."""
+    return "".join(f", {name}={lit(value)}" for name, value, default in pairs if value != default)
+
+
+# ---- shape rules and lowering, op by op
+
+def _needs_map(op: str, ins: list[Shape]) -> Shape:
+    shape = ins[0]
+    if len(shape) != 3:
+        raise ShapeError("E304", f"`{op}` needs a [C, H, W] feature map, got {format_shape(shape)}",
+                         hint="it cannot follow `flatten` or `linear`")
+    return shape
+
+
+def conv_padding(args: dict) -> tuple[int, int]:
+    """`auto` padding keeps the size at stride 1 for odd kernels: dilation*(k-1)//2 per axis."""
+    padding = args["padding"]
+    if padding in (AUTO, "same"):
+        kh, kw = pair(args["kernel_size"])
+        dh, dw = pair(args["dilation"])
+        return (dh * (kh - 1) // 2, dw * (kw - 1) // 2)
+    return pair(padding)
+
+
+def _spatial(op: str, shape: Shape, kernel, stride, padding, dilation, ceil_mode=False,
+             pool=False) -> tuple[int, int]:
+    sizes = []
+    for axis, n, k, s, p, d in zip(("height", "width"), shape[1:], pair(kernel), pair(stride),
+                                   pair(padding), pair(dilation)):
+        if pool and p > k // 2:
+            raise ShapeError("E313", f"`{op}` padding {p} is more than half its kernel {k}",
+                             hint="PyTorch requires pad <= kernel_size / 2")
+        out = (pool_output_size(n, k, s, p, d, ceil_mode) if pool
+               else conv_output_size(n, k, s, p, d))
+        if out < 1:
+            raise ShapeError(
+                "E303", f"`{op}` makes the {axis} {out}: its input {format_shape(shape)} is too small",
+                notes=(size_formula(n, k, s, p, d, ceil_mode),),
+                hint="use a larger input, or a smaller kernel, stride or dilation")
+        sizes.append(out)
+    return sizes[0], sizes[1]
+
+
+def _conv_infer(args, ins):
+    c, h, w = _needs_map("conv", ins)
+    groups, out = args["groups"], args["out_channels"]
+    if c % groups or out % groups:
+        which = f"input channels {c}" if c % groups else f"output channels {out}"
+        raise ShapeError("E309", f"`groups={groups}` does not divide the {which}",
+                         hint="groups must divide both the input and the output channels")
+    if args["padding"] == "same" and any(s != 1 for s in pair(args["stride"])):
+        raise ShapeError("E308", "`padding=\"same\"` needs stride 1")
+    ho, wo = _spatial("conv", ins[0], args["kernel_size"], args["stride"], conv_padding(args),
+                      args["dilation"])
+    return (out, ho, wo)
+
+
+def _conv_module(args, ins):
+    kh, kw = pair(args["kernel_size"])
+    kernel = kh if kh == kw else [kh, kw]
+    ph, pw = conv_padding(args)
+    padding = ph if ph == pw else [ph, pw]
+    return (f"nn.Conv2d({ins[0][0]}, {args['out_channels']}, {lit(kernel)}"
+            + _kwargs([("stride", args["stride"], 1), ("padding", padding, 0),
+                       ("dilation", args["dilation"], 1), ("groups", args["groups"], 1),
+                       ("bias", args["bias"], True)]) + ")")
+
+
+def _conv_cost(args, ins, out):
+    kh, kw = pair(args["kernel_size"])
+    weight = out[0] * (ins[0][0] // args["groups"]) * kh * kw
+    bias = out[0] if args["bias"] else 0
+    return Cost(params=weight + bias, macs=weight * out[1] * out[2])
+
+
+def _bn_infer(args, ins):
+    if len(ins[0]) not in (1, 3):
+        raise ShapeError("E304", f"`bn` needs [C, H, W] or [F], got {format_shape(ins[0])}")
+    return ins[0]
+
+
+def _bn_module(args, ins):
+    cls = "BatchNorm2d" if len(ins[0]) == 3 else "BatchNorm1d"
+    return (f"nn.{cls}({ins[0][0]}" + _kwargs([("eps", args["eps"], 1e-5),
+                                               ("momentum", args["momentum"], 0.1),
+                                               ("affine", args["affine"], True)]) + ")")
+
+
+def _bn_cost(args, ins, out):
+    c = ins[0][0]
+    return Cost(params=2 * c if args["affine"] else 0, buffers=2 * c + 1)
+
+
+def _linear_infer(args, ins):
+    if len(ins[0]) != 1:
+        raise ShapeError("E304", f"`linear` needs a flat input [F], got {format_shape(ins[0])}",
+                         hint="add `flatten` (after global pooling) before `linear`")
+    return (args["out_features"],)
+
+
+def _linear_module(args, ins):
+    return (f"nn.Linear({ins[0][0]}, {args['out_features']}"
+            + _kwargs([("bias", args["bias"], True)]) + ")")
+
+
+def _linear_cost(args, ins, out):
+    weight = ins[0][0] * args["out_features"]
+    return Cost(params=weight + (args["out_features"] if args["bias"] else 0), macs=weight)
+
+
+def _same(args, ins):
+    return ins[0]
+
+
+def _pool_infer(op):
+    def infer(args, ins):
+        c, _, _ = _needs_map(op, ins)
+        stride = args["stride"] if args["stride"] is not None else args["kernel_size"]
+        dilation = args.get("dilation", 1)
+        ho, wo = _spatial(op, ins[0], args["kernel_size"], stride, args["padding"], dilation,
+                          args["ceil_mode"], pool=True)
+        return (c, ho, wo)
+    return infer
+
+
+def _maxpool_call(args, xs, _):
+    stride = args["stride"] if args["stride"] is not None else args["kernel_size"]
+    return (f"F.max_pool2d({xs[0]}, {lit(args['kernel_size'])}, {lit(stride)}, "
+            f"{lit(args['padding'])}, {lit(args['dilation'])}, {lit(args['ceil_mode'])})")
+
+
+def _avgpool_call(args, xs, _):
+    stride = args["stride"] if args["stride"] is not None else args["kernel_size"]
+    return (f"F.avg_pool2d({xs[0]}, {lit(args['kernel_size'])}, {lit(stride)}, "
+            f"{lit(args['padding'])}, {lit(args['ceil_mode'])}, {lit(args['count_include_pad'])})")
+
+
+def _adaptive_infer(op):
+    def infer(args, ins):
+        c, h, w = _needs_map(op, ins)
+        oh, ow = (args["output_size"], args["output_size"]) if _is_int(args["output_size"]) \
+            else args["output_size"]
+        return (c, oh, ow)
+    return infer
+
+
+def _global_infer(op):
+    def infer(args, ins):
+        c, _, _ = _needs_map(op, ins)
+        return (c, 1, 1)
+    return infer
+
+
+def _flatten_infer(args, ins):
+    return (math.prod(ins[0]),)
+
+
+def _softmax_infer(args, ins):
+    if not -len(ins[0]) <= args["dim"] < len(ins[0]):
+        raise ShapeError("E308", f"`softmax` dim {args['dim']} is out of range for "
+                                 f"{format_shape(ins[0])}",
+                         hint="dims count per sample: 0 is the channel dimension")
+    return ins[0]
+
+
+def _sample_dim(dim: int) -> int:
+    """A per-sample dim (0 = channels) as PyTorch's batched dim; negative dims stay."""
+    return dim + 1 if dim >= 0 else dim
+
+
+def _cat_infer(args, ins):
+    rank = len(ins[0])
+    dim = args["dim"] if args["dim"] >= 0 else args["dim"] + rank
+    if not 0 <= dim < rank or any(len(s) != rank for s in ins):
+        listed = ", ".join(format_shape(s) for s in ins)
+        raise ShapeError("E311", f"cannot concatenate {listed} along dim {args['dim']}")
+    for shape in ins[1:]:
+        if any(a != b for axis, (a, b) in enumerate(zip(ins[0], shape)) if axis != dim):
+            listed = " and ".join(format_shape(s) for s in ins)
+            raise ShapeError("E311", f"cannot concatenate {listed}: sizes differ outside dim {dim}",
+                             hint="concatenated maps need the same height and width")
+    out = list(ins[0])
+    out[dim] = sum(s[dim] for s in ins)
+    return tuple(out)
+
+
+def _split_infer(args, ins):
+    c = ins[0][0]
+    sections = args["sections"]
+    if _is_int(sections):
+        if c % sections:
+            raise ShapeError("E309", f"cannot split {c} channels into {sections} equal parts")
+        sizes = [c // sections] * sections
+    else:
+        sizes = list(sections)
+        if sum(sizes) != c:
+            raise ShapeError("E311", f"split sizes {sizes} add up to {sum(sizes)}, not {c} channels")
+    return Multi(tuple([size, *ins[0][1:]]) for size in sizes)
+
+
+def _split_call(args, xs, _):
+    sections = args["sections"]
+    if _is_int(sections):
+        return f"torch.chunk({xs[0]}, {sections}, 1)"
+    return f"torch.split({xs[0]}, {lit(list(sections))}, 1)"
+
+
+def _getitem_infer(args, ins):
+    return ins[0][args["index"]]
+
+
+def _elementwise(verb: str):
+    def infer(args, ins):
+        return broadcast(list(ins), verb)
+    return infer
+
+
+def _elementwise_cost(args, ins, out):
+    return Cost()
+
+
+def _activation(name: str, expr: str, doc: str) -> OpSpec:
+    return OpSpec(name, (), _same, doc, call=lambda args, xs, _: expr.format(xs[0]))
+
+
+OPS: dict[str, OpSpec] = {}
+
+
+def register(spec: OpSpec) -> OpSpec:
+    OPS[spec.name] = spec
+    for alias in spec.aliases:
+        OPS[alias] = spec
+    return spec
+
+
+register(OpSpec(
+    "conv",
+    (P("out_channels", "pos"), P("kernel_size", "pair_pos"), P("stride", "pair_pos", 1),
+     P("padding", "padding", AUTO), P("dilation", "pair_pos", 1), P("groups", "pos", 1),
+     P("bias", "bool", True)),
+    _conv_infer, "2-d convolution; in-channels are inferred, padding defaults to "
+                 "dilation*(k-1)//2 ('same' at stride 1 for odd k)",
+    call=lambda args, xs, m: f"{m}({xs[0]})", module=_conv_module, cost=_conv_cost,
+    aliases=("conv2d",)))
+register(OpSpec(
+    "bn", (P("eps", "pos_float", 1e-5), P("momentum", "prob", 0.1), P("affine", "bool", True)),
+    _bn_infer, "batch normalisation over channels (BatchNorm2d, or BatchNorm1d after flatten)",
+    call=lambda args, xs, m: f"{m}({xs[0]})", module=_bn_module, cost=_bn_cost,
+    aliases=("batchnorm",)))
+register(OpSpec(
+    "linear", (P("out_features", "pos"), P("bias", "bool", True)), _linear_infer,
+    "fully connected layer; in-features are inferred from the flat input",
+    call=lambda args, xs, m: f"{m}({xs[0]})", module=_linear_module, cost=_linear_cost,
+    aliases=("fc",)))
+register(_activation("relu", "F.relu({})", "rectified linear unit"))
+register(_activation("relu6", "F.relu6({})", "ReLU clipped at 6 (MobileNet)"))
+register(_activation("sigmoid", "torch.sigmoid({})", "logistic sigmoid (attention gates)"))
+register(_activation("tanh", "torch.tanh({})", "hyperbolic tangent"))
+register(_activation("silu", "F.silu({})", "SiLU / swish"))
+register(_activation("gelu", "F.gelu({})", "Gaussian error linear unit"))
+register(_activation("hardswish", "F.hardswish({})", "hard swish (MobileNetV3)"))
+register(_activation("hardsigmoid", "F.hardsigmoid({})", "hard sigmoid"))
+register(_activation("identity", "{}", "passes its input through unchanged"))
+register(OpSpec(
+    "leaky_relu", (P("negative_slope", "float", 0.01),), _same, "leaky ReLU",
+    call=lambda args, xs, _: f"F.leaky_relu({xs[0]}, {lit(args['negative_slope'])})"))
+register(OpSpec(
+    "softmax", (P("dim", "int", 0),), _softmax_infer,
+    "softmax along a per-sample dim (0 = channels)",
+    call=lambda args, xs, _: f"torch.softmax({xs[0]}, {_sample_dim(args['dim'])})"))
+register(OpSpec(
+    "dropout", (P("p", "prob", 0.5),), _same, "dropout (active only in training mode)",
+    call=lambda args, xs, _: f"F.dropout({xs[0]}, {lit(args['p'])}, self.training)"))
+register(OpSpec(
+    "maxpool",
+    (P("kernel_size", "pair_pos"), P("stride", "opt_pos_pair", None), P("padding", "pair_nonneg", 0),
+     P("dilation", "pair_pos", 1), P("ceil_mode", "bool", False)),
+    _pool_infer("maxpool"), "2-d max pooling; stride defaults to the kernel size",
+    call=_maxpool_call, aliases=("max_pool",)))
+register(OpSpec(
+    "avgpool",
+    (P("kernel_size", "pair_pos"), P("stride", "opt_pos_pair", None), P("padding", "pair_nonneg", 0),
+     P("ceil_mode", "bool", False), P("count_include_pad", "bool", True)),
+    _pool_infer("avgpool"), "2-d average pooling; stride defaults to the kernel size",
+    call=_avgpool_call, aliases=("avg_pool",)))
+register(OpSpec(
+    "adaptive_avgpool", (P("output_size", "pair_pos"),), _adaptive_infer("adaptive_avgpool"),
+    "average pooling to a fixed output size",
+    call=lambda args, xs, _: f"F.adaptive_avg_pool2d({xs[0]}, {lit(args['output_size'])})"))
+register(OpSpec(
+    "adaptive_maxpool", (P("output_size", "pair_pos"),), _adaptive_infer("adaptive_maxpool"),
+    "max pooling to a fixed output size",
+    call=lambda args, xs, _: f"F.adaptive_max_pool2d({xs[0]}, {lit(args['output_size'])})"))
+register(OpSpec(
+    "gap", (), _global_infer("gap"), "global average pooling to [C, 1, 1]",
+    call=lambda args, xs, _: f"F.adaptive_avg_pool2d({xs[0]}, 1)"))
+register(OpSpec(
+    "gmp", (), _global_infer("gmp"), "global max pooling to [C, 1, 1]",
+    call=lambda args, xs, _: f"F.adaptive_max_pool2d({xs[0]}, 1)"))
+register(OpSpec(
+    "flatten", (), _flatten_infer, "flattens each sample to [F]",
+    call=lambda args, xs, _: f"torch.flatten({xs[0]}, 1)"))
+register(OpSpec(
+    "add", (), _elementwise("add"), "elementwise sum of two or more tensors (also `a + b`)",
+    call=lambda args, xs, _: " + ".join(xs), cost=_elementwise_cost, variadic=True,
+    aliases=("sum",)))
+register(OpSpec(
+    "mul", (), _elementwise("multiply"),
+    "elementwise product, broadcasting a [C, 1, 1] gate (also `a * b`)",
+    call=lambda args, xs, _: " * ".join(xs), cost=_elementwise_cost, variadic=True))
+register(OpSpec(
+    "cat", (P("dim", "int", 0),), _cat_infer,
+    "concatenation along a per-sample dim (0 = channels), inputs in the order written",
+    call=lambda args, xs, _: f"torch.cat([{', '.join(xs)}], {_sample_dim(args['dim'])})",
+    variadic=True, aliases=("concat",)))
+register(OpSpec(
+    "split", (P("sections", "sections"),), _split_infer,
+    "splits channels into equal parts (an int) or given sizes (a list): `a, b = split(x, 2)`",
+    call=_split_call))
+register(OpSpec(
+    "getitem", (P("index", "nonneg"),), _getitem_infer, "one result of a multi-result op",
+    call=lambda args, xs, _: f"{xs[0]}[{args['index']}]"))
+
+INTERNAL_OPS = {"getitem"}
+
+
+def lookup(name: str) -> OpSpec | None:
+    return OPS.get(name) if name not in INTERNAL_OPS else None
+
+
+def suggest(name: str, candidates) -> str | None:
+    """`did you mean` for a misspelt name, from difflib as pip does for commands."""
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return close[0] if close else None

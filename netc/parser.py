@@ -1,0 +1,226 @@
+"""parse: spec text -> `ast.Module`, or syntax diagnostics that say what was expected in words.
+
+The grammar lives in `grammar/netc.lark` (the single source of truth for the syntax); it is
+loaded once, with LALR and positions on every node.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.resources
+from pathlib import Path
+
+from lark import Lark, Token
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from netc import ast
+from netc.diagnostics import Diagnostics
+from netc.source import SourceFile, Span
+
+_OPENING = {"(": ")", "[": "]", "{": "}"}
+_CLOSING = {v: k for k, v in _OPENING.items()}
+
+# How a terminal reads in an "expected ..." message.
+_TERMINAL_WORDS = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "STRING": "a string",
+    "TRUE": "`true`",
+    "FALSE": "`false`",
+    "NONE": "`none`",
+    "IN": "`in`",
+    "$END": "the end of the file",
+}
+
+
+def grammar_path() -> Path:
+    """The grammar file: packaged inside `netc/` in a wheel, at the repo root when editable."""
+    packaged = importlib.resources.files("netc") / "grammar" / "netc.lark"
+    if packaged.is_file():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "grammar" / "netc.lark"
+
+
+@functools.cache
+def lark_parser() -> Lark:
+    return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
+                propagate_positions=True, maybe_placeholders=True,
+                start=["start", "expr"])
+
+
+def parse_source(source: SourceFile, diags: Diagnostics) -> ast.Module | None:
+    """The AST of one file; on a syntax error, a diagnostic and None."""
+    try:
+        tree = lark_parser().parse(source.text, start="start")
+    except UnexpectedInput as error:
+        diags.append(_syntax_diagnostic(error, source, diags))
+        return None
+    items = _flatten(ast.ToAst(source.path).transform(tree))
+    return _module_from_items(source, items)
+
+
+def parse_expression(text: str, span: Span, diags: Diagnostics) -> ast.Expr | None:
+    """An expression inside a string label (`"layer{i+1}"`), positioned at `span`."""
+    inner = SourceFile(span.file, text)
+    try:
+        tree = lark_parser().parse(text, start="expr")
+    except UnexpectedInput as error:
+        diag = _syntax_diagnostic(error, inner, Diagnostics())
+        diags.error(diag.code, f"in a `{{...}}` part of a name: {diag.message}", span)
+        return None
+    expr = ast.ToAst(span.file).transform(tree)
+    return _shift(expr, span.line - 1, span.col)
+
+
+def _shift(node, line_offset: int, col_offset: int):
+    """Move every span of an expression parsed from a string into the file's coordinates."""
+    if isinstance(node, Span):
+        return node.shifted(line_offset, col_offset)
+    if isinstance(node, tuple):
+        return tuple(_shift(n, line_offset, col_offset) for n in node)
+    if dataclasses.is_dataclass(node):
+        changes = {f.name: _shift(getattr(node, f.name), line_offset, col_offset)
+                   for f in dataclasses.fields(node)}
+        return dataclasses.replace(node, **changes)
+    return node
+
+
+def _flatten(items) -> list:
+    flat = []
+    for item in items:
+        flat.extend(item if isinstance(item, list) else [item])
+    return flat
+
+
+def _module_from_items(source: SourceFile, items: list) -> ast.Module:
+    lines = source.text.splitlines()
+
+    def with_doc(node):
+        return dataclasses.replace(node, doc=_doc_above(lines, node.span.line))
+
+    return ast.Module(
+        path=source.path,
+        doc=_file_doc(lines),
+        imports=tuple(i for i in items if isinstance(i, ast.Import)),
+        defaults=tuple(i for i in items if isinstance(i, ast.Defaults)),
+        blocks=tuple(with_doc(i) for i in items if isinstance(i, ast.BlockDef) and i.kind == "block"),
+        nets=tuple(with_doc(i) for i in items
+                   if isinstance(i, ast.NetAlias) or (isinstance(i, ast.BlockDef) and i.kind == "net")),
+    )
+
+
+def _doc_above(lines: list[str], line: int) -> str:
+    """Doc comments are the `##` lines directly above a `block` or `net`."""
+    doc: list[str] = []
+    index = line - 2
+    while index >= 0 and lines[index].lstrip().startswith("##"):
+        doc.insert(0, lines[index].lstrip()[2:].strip())
+        index -= 1
+    return "\n".join(doc)
+
+
+def _file_doc(lines: list[str]) -> str:
+    """The file's doc comment: its leading `##` lines."""
+    doc = []
+    for line in lines:
+        if not line.lstrip().startswith("##"):
+            break
+        doc.append(line.lstrip()[2:].strip())
+    return "\n".join(doc)
+
+
+# ---- syntax errors
+
+def _describe_terminal(name: str) -> str:
+    if name in _TERMINAL_WORDS:
+        return _TERMINAL_WORDS[name]
+    try:
+        pattern = lark_parser().get_terminal(name).pattern
+    except KeyError:
+        return name.lower()
+    return f"`{pattern.value}`" if pattern.type == "str" else name.lower()
+
+
+def _expected_in_words(expected: set[str]) -> str:
+    words = sorted({_describe_terminal(name) for name in expected})
+    if not words:
+        return "something else"
+    if len(words) > 6:
+        return ", ".join(words[:6]) + ", ..."
+    return ", ".join(words[:-1]) + (" or " if len(words) > 1 else "") + words[-1]
+
+
+def _token_span(source: SourceFile, line: int, col: int, length: int = 1) -> Span:
+    return Span(source.path, line, col, line, col + max(length, 1))
+
+
+def _end_span(source: SourceFile) -> Span:
+    lines = source.text.splitlines() or [""]
+    return _token_span(source, len(lines), len(lines[-1]) + 1)
+
+
+def _unclosed_bracket(source: SourceFile) -> tuple[str, int, int] | None:
+    """The innermost bracket left open at the end of the text, if any, with its position.
+
+    A plain character scan (skipping comments and strings) rather than the lexer, because
+    it must work on text the lexer rejects.
+    """
+    stack: list[tuple[str, int, int]] = []
+    for line_no, line in enumerate(source.text.splitlines(), start=1):
+        in_string = False
+        for col, char in enumerate(line, start=1):
+            if char == '"':
+                in_string = not in_string
+            elif in_string:
+                continue
+            elif char == "#":
+                break
+            elif char in _OPENING:
+                stack.append((char, line_no, col))
+            elif char in _CLOSING:
+                if not stack or stack[-1][0] != _CLOSING[char]:
+                    return None
+                stack.pop()
+    return stack[-1] if stack else None
+
+
+def _context_phrase(previous: Token | None) -> str:
+    """What the parser wanted, said for the common places people stumble."""
+    if previous is None:
+        return ""
+    after = str(previous)
+    if after == ">>":
+        return "expected a layer, a block call or a list of layers after `>>`"
+    if after in ("=", "(", ",", "[") or after in ("+", "-", "*", "/", "//", "%", "**"):
+        return f"expected a value after `{after}`"
+    if after == ":":
+        return "expected a layer, a block call or a list after the name and `:`"
+    return ""
+
+
+def _syntax_diagnostic(error: UnexpectedInput, source: SourceFile, diags: Diagnostics):
+    if isinstance(error, UnexpectedCharacters):
+        char = source.text[error.pos_in_stream] if error.pos_in_stream < len(source.text) else "?"
+        return diags.error("E102", f"unexpected character `{char}`",
+                           _token_span(source, error.line, error.column),
+                           hint="names are letters, digits and `_`; strings use double quotes")
+    token = getattr(error, "token", None)
+    at_end = isinstance(error, UnexpectedEOF) or (token is not None and token.type == "$END")
+    if at_end:
+        unclosed = _unclosed_bracket(source)
+        if unclosed:
+            bracket, line, col = unclosed
+            return diags.error("E104", f"`{bracket}` is never closed", _token_span(source, line, col),
+                               hint=f"add the matching `{_OPENING[bracket]}`")
+        expected = _expected_in_words(getattr(error, "expected", set()) or set())
+        return diags.error("E103", f"unexpected end of file; expected {expected}", _end_span(source))
+    assert isinstance(error, UnexpectedToken)
+    history = getattr(error, "token_history", None) or []
+    previous = history[-1] if history else None
+    phrase = _context_phrase(previous) or f"expected {_expected_in_words(error.expected)}"
+    if str(token) in _CLOSING:
+        unclosed = _unclosed_bracket(source)
+        if unclosed is None:
+            phrase += f" (this `{token}` closes nothing)"
+    return diags.error("E101", f"unexpected `{token}`: {phrase}",
+                       _token_span(source, token.line, token.column, len(str(token))))
