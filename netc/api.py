@@ -36,9 +36,14 @@ def generate_source(spec: str | Path, **params: Any) -> PythonCode:
 def build(spec: str | Path, *, input_shape: tuple[int, ...] | None = None,
           net: str | None = None, **params: Any):
     """The spec as an `nn.Module` (params override the spec's; raises NetcError on errors)."""
+    compiled = _compiled_or_raise(spec, params, input_shape, net)
+    module, _ = lower(compiled)
+    return module
+
+
+def lower(compiled: Compiled):
+    """A valid compilation as a live module, with the source it was made from."""
     from netc.load import load_class  # torch is imported only here
 
-    compiled = _compiled_or_raise(spec, params, input_shape, net)
     code = emit_module(compiled.graph, compiled.spec.name)
-    cls = load_class(code, compiled.spec.stem)
-    return cls()
+    return load_class(code, compiled.spec.stem)(), code

@@ -22,6 +22,7 @@ _RESERVED = {"self", "torch", "nn", "F", "Tensor", "List", "_add_submodule"}
 class PythonCode:
     src: str
     class_name: str
+    variables: dict[str, str]  # node id -> the local variable holding its value in `forward`
 
 
 class Namespace:
@@ -112,7 +113,8 @@ def emit_module(graph: Graph, spec_name: str = "spec") -> PythonCode:
         lines.append(f"        {emit_statement(node, names, graph)}  # {_where(node)}")
     outputs = ", ".join(names.name(o) for o in graph.outputs)
     lines.append(f"        return {outputs}")
-    return PythonCode("\n".join(lines) + "\n", class_name)
+    variables = {node.id: names.name(node.id) for node in nodes}
+    return PythonCode("\n".join(lines) + "\n", class_name, variables)
 
 
 def _where(node: Node) -> str:

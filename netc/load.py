@@ -13,7 +13,9 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import torch
+# torch warns on import when NumPy is absent; netc does not use NumPy
+warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
+import torch  # noqa: E402
 
 from netc.codegen import PythonCode
 

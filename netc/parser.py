@@ -53,7 +53,7 @@ def parse_source(source: SourceFile, diags: Diagnostics) -> ast.Module | None:
     try:
         tree = lark_parser().parse(source.text, start="start")
     except UnexpectedInput as error:
-        diags.append(_syntax_diagnostic(error, source, diags))
+        _syntax_diagnostic(error, source, diags)
         return None
     items = _flatten(ast.ToAst(source.path).transform(tree))
     return _module_from_items(source, items)
@@ -159,16 +159,16 @@ def _end_span(source: SourceFile) -> Span:
     return _token_span(source, len(lines), len(lines[-1]) + 1)
 
 
-def _unclosed_bracket(source: SourceFile) -> tuple[str, int, int] | None:
-    """The innermost bracket left open at the end of the text, if any, with its position.
-
-    A plain character scan (skipping comments and strings) rather than the lexer, because
-    it must work on text the lexer rejects.
-    """
+def _open_brackets(source: SourceFile, stop: tuple[int, int] | None = None):
+    """The brackets still open before position `stop` (or the end), innermost last, each
+    with its position. A plain character scan (skipping comments and strings) rather than
+    the lexer, because it must work on text the lexer rejects."""
     stack: list[tuple[str, int, int]] = []
     for line_no, line in enumerate(source.text.splitlines(), start=1):
         in_string = False
         for col, char in enumerate(line, start=1):
+            if stop is not None and (line_no, col) >= stop:
+                return stack
             if char == '"':
                 in_string = not in_string
             elif in_string:
@@ -177,10 +177,13 @@ def _unclosed_bracket(source: SourceFile) -> tuple[str, int, int] | None:
                 break
             elif char in _OPENING:
                 stack.append((char, line_no, col))
-            elif char in _CLOSING:
-                if not stack or stack[-1][0] != _CLOSING[char]:
-                    return None
+            elif char in _CLOSING and stack and stack[-1][0] == _CLOSING[char]:
                 stack.pop()
+    return stack
+
+
+def _unclosed_bracket(source: SourceFile, stop: tuple[int, int] | None = None):
+    stack = _open_brackets(source, stop)
     return stack[-1] if stack else None
 
 
@@ -219,8 +222,14 @@ def _syntax_diagnostic(error: UnexpectedInput, source: SourceFile, diags: Diagno
     previous = history[-1] if history else None
     phrase = _context_phrase(previous) or f"expected {_expected_in_words(error.expected)}"
     if str(token) in _CLOSING:
-        unclosed = _unclosed_bracket(source)
+        unclosed = _unclosed_bracket(source, (token.line, token.column))
         if unclosed is None:
             phrase += f" (this `{token}` closes nothing)"
+        elif unclosed[0] != _CLOSING[str(token)]:
+            bracket, line, col = unclosed
+            return diags.error(
+                "E104", f"`{bracket}` is never closed: found `{token}` at {token.line}:{token.column} "
+                        f"before its `{_OPENING[bracket]}`",
+                _token_span(source, line, col), hint=f"add the matching `{_OPENING[bracket]}`")
     return diags.error("E101", f"unexpected `{token}`: {phrase}",
                        _token_span(source, token.line, token.column, len(str(token))))

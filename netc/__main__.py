@@ -1,0 +1,5 @@
+import sys
+
+from netc.cli import main
+
+sys.exit(main())

@@ -1,0 +1,227 @@
+"""The `netc` command line. Only this module prints; the stages return diagnostics.
+
+Exit codes: 0 valid / built, 1 errors in a spec, 2 usage errors or unreadable files,
+3 an internal error (a bug in netc, reported as such).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from netc.diagnostics import Diagnostics, NetcError, render_json, render_text
+
+EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+ISSUES_URL = "https://github.com/netc-dev/netc/issues"
+
+FORMATS = {
+    "torchscript": ".pt",  # torch.jit.save of the scripted module
+    "export": ".pt2",  # torch.export.save of an ExportedProgram
+    "py": ".py",  # the generated module source, importable without netc
+}
+
+
+class UsageError(Exception):
+    """A bad command line (exit 2)."""
+
+
+def _want_colour(stream) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+def _parse_defines(pairs: list[str]) -> dict:
+    """`-D key=value` pairs as parsed netc expressions (so lists and block names work)."""
+    from netc.compiler import parse_override
+
+    overrides = {}
+    for pair in pairs or []:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise UsageError(f"-D expects key=value, got `{pair}`")
+        diags = Diagnostics()
+        expr = parse_override(key, text.strip(), diags)
+        if expr is None:
+            raise UsageError(f"-D {key}: cannot read `{text}` as a value "
+                             "(numbers, true/false, lists like [3, 4, 6, 3], or a block name)")
+        overrides[key] = expr
+    return overrides
+
+
+def _parse_input(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        dims = tuple(int(part) for part in text.replace("x", ",").split(","))
+    except ValueError:
+        raise UsageError(f"--input expects C,H,W (e.g. 3,224,224), got `{text}`") from None
+    if len(dims) not in (1, 3) or any(d < 1 for d in dims):
+        raise UsageError(f"--input expects C,H,W or F of positive integers, got `{text}`")
+    return dims
+
+
+def _require_files(specs: list[str]) -> None:
+    for spec in specs:
+        if not Path(spec).is_file():
+            raise UsageError(f"cannot read `{spec}`: no such file")
+
+
+def _print_diagnostics(compiled, fmt: str = "text") -> None:
+    if fmt == "json":
+        return
+    if compiled.diagnostics:
+        text = render_text(compiled.diagnostics, compiled.sources, _want_colour(sys.stderr))
+        print(text, file=sys.stderr)
+
+
+# ---- commands
+
+def cmd_check(args) -> int:
+    from netc.compiler import compile_spec
+
+    _require_files(args.specs)
+    overrides = _parse_defines(args.define)
+    input_shape = _parse_input(args.input)
+    status = EXIT_OK
+    every = []
+    for spec in args.specs:
+        compiled = compile_spec(spec, overrides, input_shape=input_shape, net=args.net)
+        every += compiled.diagnostics
+        if not compiled.ok:
+            status = EXIT_SPEC
+        if args.format == "text":
+            _print_diagnostics(compiled)
+            if compiled.ok and not args.quiet:
+                graph = compiled.graph
+                from netc.shapes import format_shape
+                outs = ", ".join(format_shape(graph.node(o).shape) for o in graph.outputs)
+                ins = ", ".join(f"{i.name} {format_shape(i.shape)}" for i in graph.inputs)
+                print(f"{spec}: ok: {graph.name}: {ins} -> {outs} ({len(graph)} nodes)")
+    if args.format == "json":
+        print(render_json(every))
+    return status
+
+
+def cmd_build(args) -> int:
+    from netc.compiler import compile_spec
+    from netc.codegen import emit_module
+    from netc.analysis import totals, human
+    from netc.shapes import format_shape
+
+    _require_files([args.spec])
+    compiled = compile_spec(args.spec, _parse_defines(args.define),
+                            input_shape=_parse_input(args.input), net=args.net)
+    _print_diagnostics(compiled)
+    if not compiled.ok:
+        return EXIT_SPEC
+    graph = compiled.graph
+    out = Path(args.output) if args.output else Path.cwd() / (Path(args.spec).stem + FORMATS[args.format])
+    code = emit_module(graph, Path(args.spec).name)
+    if args.format == "py":
+        from netc.load import atomic_write
+        atomic_write(out, lambda temp: Path(temp).write_text(code.src, encoding="utf-8"))
+    else:
+        _write_torch_artifact(code, graph, args.format, out)
+    t = totals(graph)
+    shapes = ", ".join(f"{i.name} {format_shape(i.shape)}" for i in graph.inputs)
+    outs = ", ".join(format_shape(graph.node(o).shape) for o in graph.outputs)
+    print(f"built {graph.name} from {args.spec}")
+    print(f"  input    {shapes}")
+    print(f"  output   {outs}")
+    print(f"  params   {t.params:,} ({human(t.params)})")
+    print(f"  MACs     {t.macs:,} ({human(t.macs)})")
+    print(f"  wrote    {out} ({args.format})")
+    return EXIT_OK
+
+
+def _write_torch_artifact(code, graph, fmt: str, out: Path) -> None:
+    import torch
+    from netc.load import load_class, save_export, save_torchscript
+
+    module = load_class(code, graph.name)().eval()
+    if fmt == "torchscript":
+        save_torchscript(module, out)
+    else:
+        example = tuple(torch.zeros(1, *i.shape) for i in graph.inputs)
+        save_export(module, example, out)
+
+
+# ---- argument parsing
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-D", dest="define", action="append", metavar="KEY=VALUE",
+                        help="override a net parameter or input shape, e.g. -D num_classes=10 "
+                             "-D 'layers=[2, 2, 2, 2]' -D block=BasicBlock")
+    parser.add_argument("--input", metavar="C,H,W",
+                        help="check/build at another input size (the net's first input)")
+    parser.add_argument("--net", metavar="NAME",
+                        help="the net to use (default: the last net defined in the file)")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="netc", description="Compile .net network specs to PyTorch, with every shape "
+                                 "checked before anything runs.")
+    parser.add_argument("--version", action="version", version="netc 0.1.0")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = commands.add_parser("check", help="report every error in specs (never imports torch)",
+                                description="Check specs statically: syntax, names, arguments "
+                                            "and every tensor shape. Exit 0 if all are valid, "
+                                            "1 if any has errors, 2 on usage errors.")
+    check.add_argument("specs", nargs="+", metavar="SPEC")
+    check.add_argument("--format", choices=("text", "json"), default="text",
+                       help="text for people (default), json for editors and CI")
+    check.add_argument("-q", "--quiet", action="store_true", help="print only diagnostics")
+    _add_common(check)
+    check.set_defaults(run=cmd_check)
+
+    build = commands.add_parser("build", help="compile a spec to TorchScript, torch.export or Python",
+                                description="Compile a spec and write an artifact (atomically: "
+                                            "on failure no file is left behind).")
+    build.add_argument("spec", metavar="SPEC")
+    build.add_argument("-o", "--output", metavar="OUT",
+                       help="output path (default: <spec-stem>.pt, .pt2 or .py in the current "
+                            "directory)")
+    build.add_argument("--format", choices=tuple(FORMATS), default="torchscript",
+                       help="torchscript (default), export (torch.export), py (module source)")
+    _add_common(build)
+    build.set_defaults(run=cmd_build)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0) if exit_.code in (0, None) else EXIT_USAGE
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.run(args)
+    except UsageError as error:
+        print(f"netc: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except NetcError as error:
+        print(str(error), file=sys.stderr)
+        return EXIT_SPEC
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # a bug in netc: say so, never pass it off as a spec error
+        print(f"netc: internal error: {type(error).__name__}: {error}\n"
+              f"netc: this is a bug in netc, not in your spec; please report it at {ISSUES_URL} "
+              "with the spec and command", file=sys.stderr)
+        if os.environ.get("NETC_DEBUG"):
+            raise
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

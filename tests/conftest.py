@@ -1,0 +1,71 @@
+"""Shared fixtures: reference figures, and each spec built (and filled) once per session."""
+from __future__ import annotations
+
+import json
+import sys
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+REFERENCE = Path(__file__).resolve().parent / "reference"
+
+# spec file stem -> reference model name in tests/reference/models.json
+PARITY = {
+    "simple_cnn": "seed000_simplecnn",
+    "resnet18": "resnet18",
+    "resnet34": "resnet34",
+    "resnet50": "resnet50",
+    "resnet101": "resnet101",
+    "resnet152": "resnet152",
+}
+
+
+@cache
+def reference(name: str) -> dict:
+    models = json.loads((REFERENCE / "models.json").read_text())
+    return next(m for m in models if m["name"] == name)
+
+
+@cache
+def reference_keys(name: str) -> dict[str, tuple[int, ...]]:
+    keys = {}
+    for line in (REFERENCE / "keys" / f"{name}.txt").read_text().splitlines():
+        key, shape, _dtype = line.split("\t")
+        keys[key] = tuple(json.loads(shape))
+    return keys
+
+
+class Built:
+    """One spec compiled and lowered: the graph, the generated code and the live module."""
+
+    def __init__(self, stem: str):
+        import netc
+        from netc.api import lower
+
+        self.stem = stem
+        self.compiled = netc.compile(SPECS / f"{stem}.net")
+        assert self.compiled.ok, self.compiled.diagnostics
+        self.graph = self.compiled.graph
+        self.module, self.code = lower(self.compiled)
+        self.module.eval()
+
+
+_BUILT: dict[str, Built] = {}
+
+
+@pytest.fixture(scope="session")
+def built():
+    """`built(stem)` -> Built, made at most once per session (the big ResNets are slow)."""
+    def get(stem: str) -> Built:
+        if stem not in _BUILT:
+            _BUILT[stem] = Built(stem)
+        return _BUILT[stem]
+    return get
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", default=False,
+                     help="rewrite golden files from the current output")
