@@ -107,14 +107,32 @@ def emit_module(graph: Graph, spec_name: str = "spec") -> PythonCode:
                          f"  # {_where(node)}")
     signature = ", ".join(f"{n}: torch.Tensor" for n in inputs)
     lines += ["", f"    def forward(self, {signature}) -> torch.Tensor:"]
+    dead_after = last_uses(graph, nodes)
     for node in nodes:
         if node.op == "input":
             continue
-        lines.append(f"        {emit_statement(node, names, graph)}  # {_where(node)}")
+        freed = dead_after.get(node.id)
+        statement = emit_statement(node, names, graph, inplace=can_run_inplace(graph, node, freed))
+        if freed:  # drop values nobody reads again, so memory is reused (as torch.fx does)
+            statement += f";  {' = '.join(names.name(f) for f in freed)} = None"
+        lines.append(f"        {statement}  # {_where(node)}")
     outputs = ", ".join(names.name(o) for o in graph.outputs)
     lines.append(f"        return {outputs}")
     variables = {node.id: names.name(node.id) for node in nodes}
     return PythonCode("\n".join(lines) + "\n", class_name, variables)
+
+
+def last_uses(graph: Graph, nodes: list[Node]) -> dict[str, list[str]]:
+    """For each node, the values whose last reader it is (graph outputs live to the end)."""
+    last_reader: dict[str, str] = {}
+    for node in nodes:
+        for producer in node.inputs:
+            last_reader[producer] = node.id
+    dead_after: dict[str, list[str]] = {}
+    for value, reader in last_reader.items():
+        if value not in graph.outputs:
+            dead_after.setdefault(reader, []).append(value)
+    return {reader: sorted(set(values), key=values.index) for reader, values in dead_after.items()}
 
 
 def _where(node: Node) -> str:
@@ -126,9 +144,25 @@ def emit_constructor(graph: Graph, node: Node) -> str:
     return OPS[node.op].module(node.args, in_shapes)
 
 
-def emit_statement(node: Node, names: Namespace, graph: Graph) -> str:
+# Activations that may overwrite their input, and the producers whose backward does not
+# need their own output (so overwriting it is safe under autograd, as torchvision does).
+_INPLACE_CALLS = {"relu": "F.relu({}, inplace=True)", "relu6": "F.relu6({}, inplace=True)"}
+_INPLACE_SAFE_PRODUCERS = {"conv", "bn", "linear", "add"}
+
+
+def can_run_inplace(graph: Graph, node: Node, freed: list[str] | None) -> bool:
+    """Whether `node` may overwrite its input: an activation whose input nobody reads again,
+    produced by an op that does not save its output for backward."""
+    if node.op not in _INPLACE_CALLS or not freed or node.inputs[0] not in freed:
+        return False
+    return graph.node(node.inputs[0]).op in _INPLACE_SAFE_PRODUCERS
+
+
+def emit_statement(node: Node, names: Namespace, graph: Graph, inplace: bool = False) -> str:
     op = OPS[node.op]
     args = [names.name(i) for i in node.inputs]
     module = module_ref(node.module) if node.module else ""
     target = names.name(node.id)
+    if inplace:
+        return f"{target} = {_INPLACE_CALLS[node.op].format(args[0])}"
     return f"{target} = {op.call(node.args, args, module)}"

@@ -35,6 +35,21 @@ LIMITS = {
 
 LABEL_RE = re.compile(r"^[A-Za-z0-9_]+$")
 
+# Public attributes of torch.nn.Module (torch 2.13); a submodule with one of these names
+# cannot be registered. Listed here so that `netc check` needs no torch; a test compares
+# the list with the installed torch.
+RESERVED_MODULE_NAMES = frozenset("""
+    T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda
+    double dump_patches eval extra_repr float forward get_buffer get_extra_state get_parameter
+    get_submodule half ipu load_state_dict modules mtia named_buffers named_children
+    named_modules named_parameters parameters register_backward_hook register_buffer
+    register_forward_hook register_forward_pre_hook register_full_backward_hook
+    register_full_backward_pre_hook register_load_state_dict_post_hook
+    register_load_state_dict_pre_hook register_module register_parameter
+    register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state
+    set_submodule share_memory state_dict to to_empty train training type xpu zero_grad
+""".split())
+
 
 class _Unknown:
     """The poisoned value: the result of anything that already failed."""
@@ -593,8 +608,12 @@ class Elaborator:
     def _tensor_binop(self, expr: ast.BinOp, left, right, env: Env):
         if not (isinstance(left, Tensor) and isinstance(right, Tensor)):
             other = right if isinstance(left, Tensor) else left
+            hint = "tensors combine with tensors: `a + b`, `x * gate`"
+            if _is_stage(other):
+                hint = (f"`>>` binds more loosely than `{expr.op}` (as in Python): write "
+                        f"`(x >> layer) {expr.op} y`, or name the branch first")
             raise EvalError("E310", f"cannot apply `{expr.op}` to a tensor and {kind_of(other)}",
-                            expr.span, hint="tensors combine with tensors: `a + b`, `x * gate`")
+                            expr.span, hint=hint)
         ops = {"+": "add", "*": "mul"}
         if expr.op not in ops:
             raise EvalError("E310", f"tensors support `+` and `*`, not `{expr.op}`", expr.span)
@@ -870,6 +889,12 @@ class Elaborator:
         module = None
         if op.has_module:
             module = ".".join((*env.prefix, name)) if name else self._fresh(env.prefix, op.name)
+            clash = next((part for part in module.split(".") if part in RESERVED_MODULE_NAMES
+                          or part.startswith("__")), None)
+            if clash:
+                raise EvalError("E209", f"`{clash}` cannot name a submodule: it is an attribute "
+                                        f"of every torch `nn.Module`", span,
+                                hint="choose another name (e.g. add a suffix)")
             if module in self.modules_seen:
                 first = self.modules_seen[module]
                 raise EvalError("E203", f"two layers are named `{module}`", span,

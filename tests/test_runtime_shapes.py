@@ -1,8 +1,8 @@
 """Static shapes equal the shapes the built module really produces, node by node.
 
-The generated `forward` keeps every node's value in its own local variable, so a profile
-hook that catches `forward` returning sees them all; `PythonCode.variables` maps node ids
-to those variables.
+The generated `forward` keeps every node's value in its own local variable until its last
+use, so a line tracer on `forward` sees them all; `PythonCode.variables` maps node ids to
+those variables.
 """
 from __future__ import annotations
 
@@ -17,20 +17,27 @@ ALL_SPECS = sorted(p.stem for p in SPECS.glob("*.net"))
 
 
 def runtime_values(module, code, inputs) -> dict[str, object]:
-    """Every local of the generated forward at its return."""
+    """Every value the generated forward computes, caught line by line before the
+    forward drops it (dead values are set to None after their last use)."""
     captured = {}
 
-    def profiler(frame, event, arg):
-        if event == "return" and frame.f_code.co_name == "forward" \
-                and frame.f_code.co_filename.startswith("<netc:"):
-            captured.update(frame.f_locals)
+    def local_tracer(frame, event, arg):
+        for name, value in frame.f_locals.items():
+            if value is not None and name not in captured:
+                captured[name] = value
+        return local_tracer
 
-    sys.setprofile(profiler)
+    def tracer(frame, event, arg):
+        if frame.f_code.co_name == "forward" and frame.f_code.co_filename.startswith("<netc:"):
+            return local_tracer
+        return None
+
+    sys.settrace(tracer)
     try:
         with torch.no_grad():
             module(*inputs)
     finally:
-        sys.setprofile(None)
+        sys.settrace(None)
     return captured
 
 
