@@ -5,6 +5,8 @@ errors, so the user sees every error of that stage and no follow-on noise.
 """
 from __future__ import annotations
 
+import contextlib
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,8 +42,25 @@ def parse_override(key: str, text: str, diags: Diagnostics) -> ast.Expr | None:
     return parse_expression(text, span, diags)
 
 
+@contextlib.contextmanager
+def _deep_recursion(limit: int = 8000):
+    """Room for long chains (`x >> a >> b >> ...` nests one level per `>>`); deeper specs
+    are reported as E211 by the stages that catch RecursionError."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
 def compile_spec(spec: str | Path, params: dict[str, Any] | None = None,
                  input_shape: tuple[int, ...] | None = None, net: str | None = None) -> Compiled:
+    with _deep_recursion():
+        return _compile(spec, params, input_shape, net)
+
+
+def _compile(spec, params, input_shape, net) -> Compiled:
     """Compile one spec file. `params` override the net's parameters (or input shapes, by
     input name); values are Python values or `ast.Expr` (from `-D`)."""
     diags = Diagnostics()

@@ -52,6 +52,8 @@ CODES: dict[str, str] = {
     "E312": "not-a-stage",
     "E313": "pool-does-not-fit",
     "E314": "division-error",
+    "W201": "unused-tensor",
+    "W202": "unused-block",
 }
 
 

@@ -154,6 +154,8 @@ class Env:
     values: dict[str, Any] = field(default_factory=dict)
     prefix: tuple[str, ...] = ()
     depth: int = 0
+    reads: set[str] = field(default_factory=set)  # names looked up (for unused warnings)
+    tensors_bound: dict[str, Span] = field(default_factory=dict)  # tensor names, where bound
 
 
 def defaults_of(module: LoadedModule) -> dict[str, dict]:
@@ -172,6 +174,8 @@ class Elaborator:
         self.modules_seen: dict[str, Node] = {}
         self._defaults_cache: dict[int, dict] = {}
         self.input_overrides: dict[str, Any] = {}
+        self.used_blocks: set[tuple] = set()
+        self.warned: set[Span] = set()
 
     # ---- entry point
 
@@ -201,10 +205,26 @@ class Elaborator:
             return None
         env = Env(self.program.modules[self._owner_path(defn, root)], dict(bound))
         self._run_body(defn.body, env, is_net=True)
+        self._warn_unused_tensors(env)
+        self._warn_unused_blocks(root)
         if not self.graph.outputs and not self.diags.has_errors:
             self.diags.error("E208", f"net `{defn.name}` has no `out` statement", defn.span,
                              hint="end the net with `out <tensor>`")
         return self.graph
+
+    def _warn_unused_tensors(self, env: Env) -> None:
+        """A tensor bound to a name and never read is usually a forgotten edge."""
+        for name, span in env.tensors_bound.items():
+            if name not in env.reads and span not in self.warned and \
+                    env.values.get(name) is not UNKNOWN:
+                self.warned.add(span)
+                self.diags.warning("W201", f"tensor `{name}` is computed but never used", span,
+                                   hint="use it (e.g. in an add or cat), or drop the line")
+
+    def _warn_unused_blocks(self, root: LoadedModule) -> None:
+        for block in root.ast.blocks:
+            if (root.path, block.name) not in self.used_blocks:
+                self.diags.warning("W202", f"block `{block.name}` is never used", block.span)
 
     def _owner_path(self, defn, module: LoadedModule):
         owner = module.owner.get(defn.name, module)
@@ -304,6 +324,11 @@ class Elaborator:
                 self._report(error)
                 self._poison(stmt, env)
                 continue
+            except RecursionError:
+                self.diags.error("E211", "this statement nests too deeply to evaluate", stmt.span,
+                                 hint="split it with intermediate names")
+                self._poison(stmt, env)
+                continue
             if value is not None:
                 result = value
         return result
@@ -321,7 +346,11 @@ class Elaborator:
 
     def _run_stmt(self, stmt, env: Env, is_net: bool):
         if isinstance(stmt, ast.Assign):
-            env.values[stmt.name] = self.eval(stmt.value, env)
+            value = self.eval(stmt.value, env)
+            env.values[stmt.name] = value
+            if isinstance(value, Tensor):
+                env.reads.discard(stmt.name)  # a new tensor under this name: not read yet
+                env.tensors_bound[stmt.name] = stmt.span
         elif isinstance(stmt, ast.Unpack):
             self._unpack(stmt, env)
         elif isinstance(stmt, ast.InputDecl):
@@ -454,8 +483,10 @@ class Elaborator:
     def eval_Ref(self, expr: ast.Ref, env: Env):
         name = expr.name
         if name in env.values:
+            env.reads.add(name)
             return env.values[name]
         if name in env.module.blocks:
+            self.used_blocks.add((env.module.owner[name].path, name))
             owner = env.module.owner[name]
             return BlockValue(env.module.blocks[name], owner)
         op = lookup(name)
@@ -815,6 +846,7 @@ class Elaborator:
                                               stage.span))
         local.values["in"] = x
         self._run_body(block.defn.body, local)
+        self._warn_unused_tensors(local)
         if "<out>" not in local.values:
             raise EvalError("E208", f"block `{block.defn.name}` has no `out` statement",
                             block.defn.span, hint="end the block with `out <tensor>`")

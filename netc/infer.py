@@ -32,10 +32,12 @@ def bind_op_args(op: OpSpec, args: tuple, kwargs: dict, defaults: dict, span, er
     Raises `error_type(code, message, span, hint=...)` on a wrong count, name or value.
     """
     names = [p.name for p in op.params]
-    if len(args) > len(op.params):
-        raise error_type("E305", f"`{op.name}` takes at most {len(op.params)} arguments "
-                                 f"({', '.join(names) or 'none'}), got {len(args)}", span)
-    bound = dict(zip(names, args))
+    positional = [p.name for p in op.params if not p.keyword_only]
+    if len(args) > len(positional):
+        raise error_type("E305", f"`{op.name}` takes at most {len(positional)} positional "
+                                 f"arguments ({', '.join(positional) or 'none'}), got {len(args)}",
+                         span)
+    bound = dict(zip(positional, args))
     for key, value in kwargs.items():
         if key not in names:
             close = suggest(key, names)

@@ -25,6 +25,7 @@ class P:
     name: str
     kind: str
     default: Any = ...
+    keyword_only: bool = False  # e.g. declared in-channels: `conv(64, 3, in_channels = 32)`
 
     @property
     def required(self) -> bool:
@@ -64,6 +65,7 @@ _KIND_WORDS = {
     "prob": "a number in [0, 1)", "bool": "`true` or `false`", "padding":
     "a non-negative integer, a list of two, or \"same\"", "sections": "a positive integer or a list of them",
     "opt_pos_pair": "a positive integer, a list of two, or `none`",
+    "opt_pos": "a positive integer or `none`",
 }
 
 
@@ -89,6 +91,8 @@ def check_value(kind: str, value) -> bool:
         return _is_pair(value, 1)
     if kind == "pair_nonneg":
         return _is_pair(value, 0)
+    if kind == "opt_pos":
+        return value is None or (_is_int(value) and value >= 1)
     if kind == "opt_pos_pair":
         return value is None or _is_pair(value, 1)
     if kind == "float":
@@ -154,6 +158,12 @@ def _spatial(op: str, shape: Shape, kernel, stride, padding, dilation, ceil_mode
                              hint="PyTorch requires pad <= kernel_size / 2")
         out = (pool_output_size(n, k, s, p, d, ceil_mode) if pool
                else conv_output_size(n, k, s, p, d))
+        if out < 1 and pool:
+            raise ShapeError(
+                "E313", f"`{op}` window {d * (k - 1) + 1} is larger than its padded input "
+                        f"{n + 2 * p} ({axis} of {format_shape(shape)})",
+                notes=(size_formula(n, k, s, p, d, ceil_mode),),
+                hint="to pool a whole map whatever its size, use `gap` or `adaptive_avgpool(1)`")
         if out < 1:
             raise ShapeError(
                 "E303", f"`{op}` makes the {axis} {out}: its input {format_shape(shape)} is too small",
@@ -165,6 +175,7 @@ def _spatial(op: str, shape: Shape, kernel, stride, padding, dilation, ceil_mode
 
 def _conv_infer(args, ins):
     c, h, w = _needs_map("conv", ins)
+    _declared("conv", "in_channels", args["in_channels"], c, ins[0])
     groups, out = args["groups"], args["out_channels"]
     if c % groups or out % groups:
         which = f"input channels {c}" if c % groups else f"output channels {out}"
@@ -213,10 +224,19 @@ def _bn_cost(args, ins, out):
     return Cost(params=2 * c if args["affine"] else 0, buffers=2 * c + 1)
 
 
+def _declared(op: str, name: str, declared, actual: int, shape) -> None:
+    """Inputs sizes may be written down (documentation, or a check); they must then agree."""
+    if declared is not None and declared != actual:
+        raise ShapeError("E301", f"`{op}` declares {name}={declared}, but its input "
+                                 f"{format_shape(shape)} has {actual}",
+                         hint=f"drop `{name}` (netc infers it) or fix the layers before")
+
+
 def _linear_infer(args, ins):
     if len(ins[0]) != 1:
         raise ShapeError("E304", f"`linear` needs a flat input [F], got {format_shape(ins[0])}",
                          hint="add `flatten` (after global pooling) before `linear`")
+    _declared("linear", "in_features", args["in_features"], ins[0][0], ins[0])
     return (args["out_features"],)
 
 
@@ -359,7 +379,7 @@ register(OpSpec(
     "conv",
     (P("out_channels", "pos"), P("kernel_size", "pair_pos"), P("stride", "pair_pos", 1),
      P("padding", "padding", AUTO), P("dilation", "pair_pos", 1), P("groups", "pos", 1),
-     P("bias", "bool", True)),
+     P("bias", "bool", True), P("in_channels", "opt_pos", None, keyword_only=True)),
     _conv_infer, "2-d convolution; in-channels are inferred, padding defaults to "
                  "dilation*(k-1)//2 ('same' at stride 1 for odd k)",
     call=lambda args, xs, m: f"{m}({xs[0]})", module=_conv_module, cost=_conv_cost,
@@ -370,7 +390,8 @@ register(OpSpec(
     call=lambda args, xs, m: f"{m}({xs[0]})", module=_bn_module, cost=_bn_cost,
     aliases=("batchnorm",)))
 register(OpSpec(
-    "linear", (P("out_features", "pos"), P("bias", "bool", True)), _linear_infer,
+    "linear", (P("out_features", "pos"), P("bias", "bool", True), P("in_features", "opt_pos", None, keyword_only=True)),
+    _linear_infer,
     "fully connected layer; in-features are inferred from the flat input",
     call=lambda args, xs, m: f"{m}({xs[0]})", module=_linear_module, cost=_linear_cost,
     aliases=("fc",)))

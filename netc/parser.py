@@ -65,14 +65,26 @@ def lark_parser() -> Lark:
                 cache=_cache_file(grammar), start=["start", "expr"])
 
 
+MAX_SOURCE_CHARS = 1 << 20  # a spec is a screenful; a megabyte is a mistake (or an attack)
+
+
 def parse_source(source: SourceFile, diags: Diagnostics) -> ast.Module | None:
     """The AST of one file; on a syntax error, a diagnostic and None."""
+    if len(source.text) > MAX_SOURCE_CHARS:
+        diags.error("E211", f"the file has {len(source.text):,} characters, beyond the limit of "
+                            f"{MAX_SOURCE_CHARS:,}", Span(source.path, 1, 1, 1, 2),
+                    hint="is this the right file?")
+        return None
     try:
         tree = lark_parser().parse(source.text, start="start")
+        items = _flatten(ast.ToAst(source.path).transform(tree))
     except UnexpectedInput as error:
         _syntax_diagnostic(error, source, diags)
         return None
-    items = _flatten(ast.ToAst(source.path).transform(tree))
+    except RecursionError:
+        diags.error("E211", "expressions nest too deeply to compile", Span(source.path, 1, 1, 1, 2),
+                    hint="split long expressions with intermediate names")
+        return None
     return _module_from_items(source, items)
 
 
@@ -81,12 +93,15 @@ def parse_expression(text: str, span: Span, diags: Diagnostics) -> ast.Expr | No
     inner = SourceFile(span.file, text)
     try:
         tree = lark_parser().parse(text, start="expr")
+        expr = ast.ToAst(span.file).transform(tree)
+        return _shift(expr, span.line - 1, span.col)
     except UnexpectedInput as error:
         diag = _syntax_diagnostic(error, inner, Diagnostics())
-        diags.error(diag.code, f"in a `{{...}}` part of a name: {diag.message}", span)
+        diags.error(diag.code, f"cannot read `{text}`: {diag.message}", span)
         return None
-    expr = ast.ToAst(span.file).transform(tree)
-    return _shift(expr, span.line - 1, span.col)
+    except RecursionError:
+        diags.error("E211", "expression nests too deeply", span)
+        return None
 
 
 def _shift(node, line_offset: int, col_offset: int):
