@@ -185,7 +185,8 @@ class Elaborator:
             return None
         own_nets = root.ast.nets
         if not own_nets:
-            self.diags.error("E207", "this file defines no `net`", None,
+            self.diags.error("E207", "this file defines no `net`",
+                             Span(root.ast.path, 1, 1, 1, 1),
                              hint="add `net Name(...) { input x: [3, 224, 224] ... out ... }` "
                                   "or `net name = Other(...)`")
             return None
@@ -323,6 +324,9 @@ class Elaborator:
             except EvalError as error:
                 self._report(error)
                 self._poison(stmt, env)
+                if error.code == "E212":  # a failed `assert` stops its block: nothing after
+                    env.values["<out>"] = UNKNOWN  # it may rely on the broken assumption
+                    return UNKNOWN
                 continue
             except RecursionError:
                 self.diags.error("E211", "this statement nests too deeply to evaluate", stmt.span,
@@ -846,7 +850,8 @@ class Elaborator:
                                               stage.span))
         local.values["in"] = x
         self._run_body(block.defn.body, local)
-        self._warn_unused_tensors(local)
+        if "<out>" in local.values:
+            self._warn_unused_tensors(local)
         if "<out>" not in local.values:
             raise EvalError("E208", f"block `{block.defn.name}` has no `out` statement",
                             block.defn.span, hint="end the block with `out <tensor>`")

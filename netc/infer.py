@@ -60,7 +60,9 @@ def bind_op_args(op: OpSpec, args: tuple, kwargs: dict, defaults: dict, span, er
                              hint=f"e.g. `{op.name}({', '.join(p.name for p in op.params if p.required)})`")
         value = _normalise(value)
         if not check_value(param.kind, value) and not (value == AUTO and param.default == AUTO):
-            code = "E308" if isinstance(value, (int, float)) and not isinstance(value, bool) else "E307"
+            is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            wants_number = param.kind not in ("bool",)
+            code = "E308" if is_number and wants_number else "E307"
             raise error_type(code, f"`{op.name}` argument `{param.name}` must be "
                                    f"{kind_words(param.kind)}, got {value!r}", span)
         result[param.name] = value

@@ -236,6 +236,11 @@ def _context_phrase(previous: Token | None) -> str:
 def _syntax_diagnostic(error: UnexpectedInput, source: SourceFile, diags: Diagnostics):
     if isinstance(error, UnexpectedCharacters):
         char = source.text[error.pos_in_stream] if error.pos_in_stream < len(source.text) else "?"
+        if char == '"':
+            return diags.error("E105", "this string is never closed",
+                               _token_span(source, error.line, error.column),
+                               hint="a string ends with `\"` on the same line; it cannot hold "
+                                    "`\\` or a newline")
         return diags.error("E102", f"unexpected character `{char}`",
                            _token_span(source, error.line, error.column),
                            hint="names are letters, digits and `_`; strings use double quotes")
