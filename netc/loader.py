@@ -114,12 +114,22 @@ class _Loader:
         module.owner[node.name] = module
 
     def _import(self, module: LoadedModule, imp: ast.Import, chain) -> LoadedModule | None:
-        target = (module.path.parent / imp.path).resolve()
+        try:
+            if "\x00" in imp.path or not imp.path.strip():
+                raise ValueError("not a file path")
+            target = (module.path.parent / imp.path).resolve()
+        except (ValueError, OSError, RuntimeError):
+            self.diags.error("E205", f"`{imp.path!r}` is not a file path", imp.span)
+            return None
         if not any(target.is_relative_to(root) for root in self.allowed_roots):
             self.diags.error("E205", f"import `{imp.path}` is outside the allowed directories",
                              imp.span, hint="import only from the spec's directory or `specs/`")
             return None
-        if not target.is_file():
+        try:
+            is_file = target.is_file()
+        except (OSError, ValueError):
+            is_file = False
+        if not is_file:
             self.diags.error("E205", f"cannot find `{imp.path}`", imp.span,
                              notes=(f"looked for {display_path(target)}",),
                              hint="import paths are relative to the importing file")
