@@ -90,9 +90,12 @@ def _add_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
 '''
 
 
-def emit_module(graph: Graph, spec_name: str = "spec") -> PythonCode:
+def emit_module(graph: Graph, spec_name: str = "spec", lazy: bool = False) -> PythonCode:
     """The module's full source. Node names are validated identifiers and indices, and
-    arguments are checked numbers and booleans, so spec text cannot inject code."""
+    arguments are checked numbers and booleans, so spec text cannot inject code.
+
+    `lazy=True` leaves input sizes to PyTorch (`nn.LazyConv2d`, ...): the mutation tests use
+    it as an oracle that does not trust netc's shapes."""
     names = Namespace()
     class_name = class_name_for(graph.name)
     nodes = graph.topo_order()
@@ -103,7 +106,10 @@ def emit_module(graph: Graph, spec_name: str = "spec") -> PythonCode:
              "        super().__init__()"]
     for node in nodes:
         if node.module:
-            lines.append(f"        _add_submodule(self, {node.module!r}, {emit_constructor(graph, node)})"
+            constructor = emit_constructor(graph, node)
+            if lazy:
+                constructor = lazy_constructor(constructor)
+            lines.append(f"        _add_submodule(self, {node.module!r}, {constructor})"
                          f"  # {_where(node)}")
     signature = ", ".join(f"{n}: torch.Tensor" for n in inputs)
     lines += ["", f"    def forward(self, {signature}) -> torch.Tensor:"]
@@ -137,6 +143,20 @@ def last_uses(graph: Graph, nodes: list[Node]) -> dict[str, list[str]]:
 
 def _where(node: Node) -> str:
     return f"{node.span.file}:{node.span.line}"
+
+
+_LAZY = [(re.compile(r"^nn\.Conv2d\(\d+, "), "nn.LazyConv2d("),
+         (re.compile(r"^nn\.BatchNorm[12]d\(\d+"), "nn.LazyBatchNorm2d("),
+         (re.compile(r"^nn\.Linear\(\d+, "), "nn.LazyLinear(")]
+
+
+def lazy_constructor(constructor: str) -> str:
+    """The same layer with its input size left for PyTorch to find at the first call."""
+    for pattern, lazy in _LAZY:
+        if pattern.match(constructor):
+            rest = pattern.sub("", constructor)
+            return lazy + (rest[2:] if rest.startswith(", ") else rest)
+    return constructor
 
 
 def emit_constructor(graph: Graph, node: Node) -> str:

@@ -21,6 +21,10 @@ from netc.parser import parse_expression
 from netc.source import SourceFile, SourceMap, Span
 
 
+# Errors found by shape rules; in permissive mode, a net with only these is still lowered.
+SHAPE_CODES = {"E301", "E302", "E303", "E304", "E309", "E311", "E313"}
+
+
 @dataclass
 class Compiled:
     """What a compilation produced: the typed graph (when there were no errors), every
@@ -55,12 +59,17 @@ def _deep_recursion(limit: int = 8000):
 
 
 def compile_spec(spec: str | Path, params: dict[str, Any] | None = None,
-                 input_shape: tuple[int, ...] | None = None, net: str | None = None) -> Compiled:
+                 input_shape: tuple[int, ...] | None = None, net: str | None = None,
+                 permissive: bool = False) -> Compiled:
+    """Compile one spec file. `params` override the net's parameters (or input shapes, by
+    input name); values are Python values or `ast.Expr` (from `-D`). `permissive` keeps
+    going past shape errors with guessed shapes and returns the graph anyway (for testing
+    netc against PyTorch, never for users)."""
     with _deep_recursion():
-        return _compile(spec, params, input_shape, net)
+        return _compile(spec, params, input_shape, net, permissive)
 
 
-def _compile(spec, params, input_shape, net) -> Compiled:
+def _compile(spec, params, input_shape, net, permissive=False) -> Compiled:
     """Compile one spec file. `params` override the net's parameters (or input shapes, by
     input name); values are Python values or `ast.Expr` (from `-D`)."""
     diags = Diagnostics()
@@ -71,11 +80,14 @@ def _compile(spec, params, input_shape, net) -> Compiled:
     program = load_program(path, diags)
     if diags.has_errors or program.root is None:
         return Compiled(path, None, diags, program.sources)
-    elaborator = Elaborator(program, diags)
+    elaborator = Elaborator(program, diags, permissive=permissive)
     overrides = dict(params or {})
     if input_shape is not None:
         overrides["<input>"] = tuple(input_shape)
     graph = elaborator.elaborate(net, overrides)
+    if permissive:
+        only_shapes = all(d.code in SHAPE_CODES for d in diags if d.is_error)
+        return Compiled(path, graph if only_shapes else None, diags, program.sources)
     if graph is None or diags.has_errors:
         return Compiled(path, None, diags, program.sources)
     infer_graph(graph, diags)  # every shape again, from the inputs alone

@@ -54,6 +54,7 @@ CODES: dict[str, str] = {
     "E314": "division-error",
     "W201": "unused-tensor",
     "W202": "unused-block",
+    "W301": "linear-on-map",
 }
 
 

@@ -167,7 +167,10 @@ def defaults_of(module: LoadedModule) -> dict[str, dict]:
 
 
 class Elaborator:
-    def __init__(self, program: Program, diags: Diagnostics) -> None:
+    def __init__(self, program: Program, diags: Diagnostics, permissive: bool = False) -> None:
+        # permissive: a node whose shape rule fails is kept with a guessed shape, so that a
+        # broken net can still be lowered (only the mutation tests' oracle wants this)
+        self.permissive = permissive
         self.program = program
         self.diags = diags
         self.graph = Graph()
@@ -946,11 +949,18 @@ class Elaborator:
             node.shape = infer_node(op, args, [t.shape for t in inputs])
         except ShapeError as error:
             labels = tuple(self._operand_labels(operand_exprs, inputs))
-            raise EvalError(error.code, error.message, span, hint=error.hint, notes=error.notes,
-                            labels=labels)
+            if not self.permissive:
+                raise EvalError(error.code, error.message, span, hint=error.hint,
+                                notes=error.notes, labels=labels)
+            self._report(EvalError(error.code, error.message, span))
+            node.shape = _guess_shape(op, args, [t.shape for t in inputs])
         self.graph.add(node)
         if module:
             self.modules_seen[module] = node
+        for code, message, hint in op.warnings(args, [t.shape for t in inputs]):
+            if (span, code) not in self.warned:
+                self.warned.add((span, code))
+                self.diags.warning(code, message, span, hint=hint)
         return Tensor(node.id, node.shape, span)
 
     def _operand_labels(self, operand_exprs, inputs):
@@ -977,6 +987,16 @@ class Elaborator:
         if isinstance(value, bool):
             return value
         raise EvalError("E310", f"a condition must be true or false, got {kind_of(value)}", span)
+
+
+def _guess_shape(op: OpSpec, args: dict, in_shapes: list):
+    """A plausible shape for a node whose rule failed (permissive mode only)."""
+    first = in_shapes[0]
+    if op.name == "conv":
+        return (args["out_channels"], *first[1:]) if len(first) == 3 else (args["out_channels"], 1, 1)
+    if op.name == "linear":
+        return (args["out_features"],)
+    return first
 
 
 def _python_to_netc(value):

@@ -49,6 +49,8 @@ class OpSpec:
     module: Callable[[dict, list[Shape]], str] | None = None  # constructor source, if it owns state
     cost: Callable[[dict, list[Shape], Shape], Cost] = lambda args, ins, out: Cost()
     variadic: bool = False  # takes any number (>= 2) of tensors: add, mul, cat
+    # legal but suspicious uses: yields (code, message, hint) for warnings
+    warnings: Callable[[dict, list[Shape]], Any] = lambda args, ins: ()
     aliases: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -134,7 +136,7 @@ def _needs_map(op: str, ins: list[Shape]) -> Shape:
     shape = ins[0]
     if len(shape) != 3:
         raise ShapeError("E304", f"`{op}` needs a [C, H, W] feature map, got {format_shape(shape)}",
-                         hint="it cannot follow `flatten` or `linear`")
+                         hint="feature-map layers cannot follow `flatten`")
     return shape
 
 
@@ -233,21 +235,28 @@ def _declared(op: str, name: str, declared, actual: int, shape) -> None:
 
 
 def _linear_infer(args, ins):
-    if len(ins[0]) != 1:
-        raise ShapeError("E304", f"`linear` needs a flat input [F], got {format_shape(ins[0])}",
-                         hint="add `flatten` (after global pooling) before `linear`")
-    _declared("linear", "in_features", args["in_features"], ins[0][0], ins[0])
-    return (args["out_features"],)
+    # As in PyTorch, a linear layer acts on the last axis; on a map that is the width,
+    # which is legal but rarely meant (see `_linear_warnings`).
+    _declared("linear", "in_features", args["in_features"], ins[0][-1], ins[0])
+    return (*ins[0][:-1], args["out_features"])
+
+
+def _linear_warnings(args, ins):
+    if len(ins[0]) > 1:
+        yield ("W301", f"`linear` on a {format_shape(ins[0])} map acts on its last axis only "
+                       f"(in_features={ins[0][-1]})",
+               "add `flatten` (after global pooling) before `linear` to use every feature")
 
 
 def _linear_module(args, ins):
-    return (f"nn.Linear({ins[0][0]}, {args['out_features']}"
+    return (f"nn.Linear({ins[0][-1]}, {args['out_features']}"
             + _kwargs([("bias", args["bias"], True)]) + ")")
 
 
 def _linear_cost(args, ins, out):
-    weight = ins[0][0] * args["out_features"]
-    return Cost(params=weight + (args["out_features"] if args["bias"] else 0), macs=weight)
+    weight = ins[0][-1] * args["out_features"]
+    rows = math.prod(ins[0][:-1])
+    return Cost(params=weight + (args["out_features"] if args["bias"] else 0), macs=weight * rows)
 
 
 def _same(args, ins):
@@ -390,10 +399,13 @@ register(OpSpec(
     call=lambda args, xs, m: f"{m}({xs[0]})", module=_bn_module, cost=_bn_cost,
     aliases=("batchnorm",)))
 register(OpSpec(
-    "linear", (P("out_features", "pos"), P("bias", "bool", True), P("in_features", "opt_pos", None, keyword_only=True)),
+    "linear",
+    (P("out_features", "pos"), P("bias", "bool", True),
+     P("in_features", "opt_pos", None, keyword_only=True)),
     _linear_infer,
     "fully connected layer; in-features are inferred from the flat input",
     call=lambda args, xs, m: f"{m}({xs[0]})", module=_linear_module, cost=_linear_cost,
+    warnings=_linear_warnings,
     aliases=("fc",)))
 register(_activation("relu", "F.relu({})", "rectified linear unit"))
 register(_activation("relu6", "F.relu6({})", "ReLU clipped at 6 (MobileNet)"))

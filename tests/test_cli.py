@@ -100,7 +100,7 @@ def test_many_errors_in_one_run_sorted_by_position(tmp_path):
     write(tmp_path, "two.net", """
         net N() {
           input x: [3, 32, 32]
-          a = x >> conv(8, 3) >> linear(10)
+          a = x >> conv(8, 3) >> flatten >> maxpool(2)
           b = x >> conv(8, 3, stride = 0)
           out x >> gap >> flatten >> fc: linear(nope)
         }

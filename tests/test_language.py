@@ -219,7 +219,8 @@ def test_assert_and_argument_diagnostics(tmp_path):
     assert codes(tmp_path, "net N() { input x: [3, 8, 8]\n out x >> conv(8, 3, 1, 0, 1, 1, true, 9) }") \
         == ["E305"]
     assert codes(tmp_path, "net N() { input x: [3, 8, 8]\n out x >> cnov(8, 3) }") == ["E201"]
-    assert codes(tmp_path, "net N() { input x: [3, 8, 8]\n out x >> linear(10) }") == ["E304"]
+    assert codes(tmp_path, "net N() { input x: [3, 8, 8]\n out x >> flatten >> gap }") == ["E304"]
+    assert codes(tmp_path, "net N() { input x: [3, 8, 8]\n out x >> gap >> linear(10) }") == ["W301"]
 
 
 def test_one_mistake_gives_one_diagnostic(tmp_path):
@@ -227,7 +228,7 @@ def test_one_mistake_gives_one_diagnostic(tmp_path):
     assert codes(tmp_path, """
         net N() {
           input x: [3, 8, 8]
-          y = x >> conv(8, 3) >> linear(4)
+          y = x >> conv(8, 3) >> flatten >> maxpool(2)
           z = y >> conv(8, 3) >> relu
           w = z + y
           out w >> gap
@@ -269,11 +270,11 @@ def test_limits_stop_runaway_specs(tmp_path):
 
 
 def test_netc_error_renders_its_diagnostics(tmp_path):
-    path = spec(tmp_path, "net N() {\n  input x: [3, 8, 8]\n  out x >> linear(4)\n}\n")
+    path = spec(tmp_path, "net N() {\n  input x: [3, 8, 8]\n  out x >> flatten >> gap\n}\n")
     with pytest.raises(netc.NetcError) as caught:
         netc.build(path)
-    assert str(caught.value).startswith(f"{path}:3:12: error[E304]") or \
-        ":3:12: error[E304]" in str(caught.value)
+    assert str(caught.value).startswith(f"{path}:3:23: error[E304]") or \
+        ":3:23: error[E304]" in str(caught.value)
     assert caught.value.diagnostics[0].code == "E304"
 
 
