@@ -53,6 +53,21 @@ def _parse_defines(pairs: list[str]) -> dict:
     return overrides
 
 
+def _parse_limits(pairs: list[str] | None) -> dict[str, int]:
+    from netc.elaborate import LIMITS
+
+    limits = {}
+    for pair in pairs or []:
+        name, _, value = pair.partition("=")
+        if name not in LIMITS:
+            raise UsageError(f"--limit: unknown limit `{name}` (known: {', '.join(LIMITS)})")
+        try:
+            limits[name] = int(float(value))
+        except ValueError:
+            raise UsageError(f"--limit {name}: `{value}` is not a number") from None
+    return limits
+
+
 def _parse_input(text: str | None) -> tuple[int, ...] | None:
     if text is None:
         return None
@@ -87,10 +102,12 @@ def cmd_check(args) -> int:
     _require_files(args.specs)
     overrides = _parse_defines(args.define)
     input_shape = _parse_input(args.input)
+    limits = _parse_limits(args.limit)
     status = EXIT_OK
     every = []
     for spec in args.specs:
-        compiled = compile_spec(spec, overrides, input_shape=input_shape, net=args.net)
+        compiled = compile_spec(spec, overrides, input_shape=input_shape, net=args.net,
+                                limits=limits)
         every += compiled.diagnostics
         if not compiled.ok:
             status = EXIT_SPEC
@@ -115,7 +132,8 @@ def cmd_build(args) -> int:
 
     _require_files([args.spec])
     compiled = compile_spec(args.spec, _parse_defines(args.define),
-                            input_shape=_parse_input(args.input), net=args.net)
+                            input_shape=_parse_input(args.input), net=args.net,
+                            limits=_parse_limits(args.limit))
     _print_diagnostics(compiled)
     if not compiled.ok:
         return EXIT_SPEC
@@ -161,6 +179,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="check/build at another input size (the net's first input)")
     parser.add_argument("--net", metavar="NAME",
                         help="the net to use (default: the last net defined in the file)")
+    parser.add_argument("--limit", action="append", metavar="NAME=N",
+                        help="change a safety limit: repeat (10000), nodes (200000), depth (64), "
+                             "params (1e10)")
 
 
 def make_parser() -> argparse.ArgumentParser:

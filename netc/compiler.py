@@ -13,6 +13,7 @@ from typing import Any
 
 from netc import ast
 from netc.diagnostics import Diagnostic, Diagnostics
+from netc.analysis import totals
 from netc.elaborate import Elaborator
 from netc.infer import infer_graph
 from netc.ir import Graph
@@ -60,16 +61,16 @@ def _deep_recursion(limit: int = 8000):
 
 def compile_spec(spec: str | Path, params: dict[str, Any] | None = None,
                  input_shape: tuple[int, ...] | None = None, net: str | None = None,
-                 permissive: bool = False) -> Compiled:
+                 permissive: bool = False, limits: dict[str, int] | None = None) -> Compiled:
     """Compile one spec file. `params` override the net's parameters (or input shapes, by
     input name); values are Python values or `ast.Expr` (from `-D`). `permissive` keeps
     going past shape errors with guessed shapes and returns the graph anyway (for testing
     netc against PyTorch, never for users)."""
     with _deep_recursion():
-        return _compile(spec, params, input_shape, net, permissive)
+        return _compile(spec, params, input_shape, net, permissive, limits)
 
 
-def _compile(spec, params, input_shape, net, permissive=False) -> Compiled:
+def _compile(spec, params, input_shape, net, permissive=False, limits=None) -> Compiled:
     """Compile one spec file. `params` override the net's parameters (or input shapes, by
     input name); values are Python values or `ast.Expr` (from `-D`)."""
     diags = Diagnostics()
@@ -80,7 +81,7 @@ def _compile(spec, params, input_shape, net, permissive=False) -> Compiled:
     program = load_program(path, diags)
     if diags.has_errors or program.root is None:
         return Compiled(path, None, diags, program.sources)
-    elaborator = Elaborator(program, diags, permissive=permissive)
+    elaborator = Elaborator(program, diags, permissive=permissive, limits=limits)
     overrides = dict(params or {})
     if input_shape is not None:
         overrides["<input>"] = tuple(input_shape)
@@ -91,4 +92,15 @@ def _compile(spec, params, input_shape, net, permissive=False) -> Compiled:
     if graph is None or diags.has_errors:
         return Compiled(path, None, diags, program.sources)
     infer_graph(graph, diags)  # every shape again, from the inputs alone
+    _check_size(graph, elaborator.limits, diags)
     return Compiled(path, None if diags.has_errors else graph, diags, program.sources)
+
+
+def _check_size(graph: Graph, limits: dict[str, int], diags: Diagnostics) -> None:
+    """A net too big to allocate is an error before anything allocates it."""
+    params = totals(graph).params
+    if params > limits["params"]:
+        diags.error("E211", f"the net has {params:,} parameters, beyond the limit of "
+                            f"{limits['params']:,}", graph.node(graph.outputs[0]).span
+                    if graph.outputs else None,
+                    hint="raise it with `--limit params=N` if this is intended")

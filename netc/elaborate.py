@@ -26,11 +26,13 @@ from netc.parser import parse_expression
 from netc.shapes import Multi, ShapeError, format_shape
 from netc.source import Span
 
+# Guards against runaway specs (a typo like `* 1000000`); `netc check --limit name=N` and
+# `compile_spec(limits=...)` change them for one compilation.
 LIMITS = {
     "repeat": 10_000,  # one repeat count or loop length
     "nodes": 200_000,  # nodes in one graph
     "depth": 64,  # nested block applications (a block that applies itself)
-    "channels": 1 << 20,
+    "params": 10_000_000_000,  # parameters in the whole net
 }
 
 LABEL_RE = re.compile(r"^[A-Za-z0-9_]+$")
@@ -167,7 +169,9 @@ def defaults_of(module: LoadedModule) -> dict[str, dict]:
 
 
 class Elaborator:
-    def __init__(self, program: Program, diags: Diagnostics, permissive: bool = False) -> None:
+    def __init__(self, program: Program, diags: Diagnostics, permissive: bool = False,
+                 limits: dict[str, int] | None = None) -> None:
+        self.limits = {**LIMITS, **(limits or {})}
         # permissive: a node whose shape rule fails is kept with a guessed shape, so that a
         # broken net can still be lowered (only the mutation tests' oracle wants this)
         self.permissive = permissive
@@ -670,9 +674,9 @@ class Elaborator:
         return SeqStage(tuple([stage] * count), expr.span, nested=False)
 
     def _check_count(self, count: int, span: Span) -> None:
-        if count > LIMITS["repeat"]:
+        if count > self.limits["repeat"]:
             raise EvalError("E211", f"{count} repetitions is beyond the limit of "
-                                    f"{LIMITS['repeat']}", span,
+                                    f"{self.limits['repeat']}", span,
                             hint="a typo? the limit guards against runaway specs")
 
     def eval_Named(self, expr: ast.Named, env: Env):
@@ -844,8 +848,8 @@ class Elaborator:
 
     def _apply_block(self, stage: BlockStage, x, env: Env, name: str | None):
         block = stage.block
-        if env.depth >= LIMITS["depth"]:
-            raise EvalError("E211", f"blocks nest deeper than {LIMITS['depth']} levels "
+        if env.depth >= self.limits["depth"]:
+            raise EvalError("E211", f"blocks nest deeper than {self.limits['depth']} levels "
                                     f"(does `{block.defn.name}` apply itself?)", stage.span)
         prefix = (*env.prefix, name) if name else env.prefix
         local = Env(block.module, {}, prefix, env.depth + 1)
@@ -924,8 +928,8 @@ class Elaborator:
                   name: str | None, operand_exprs=None, hint_id: str | None = None):
         if any(t.shape is None for t in inputs):
             return UNKNOWN
-        if len(self.graph) >= LIMITS["nodes"]:
-            raise EvalError("E211", f"the net has more than {LIMITS['nodes']} nodes", span)
+        if len(self.graph) >= self.limits["nodes"]:
+            raise EvalError("E211", f"the net has more than {self.limits['nodes']} nodes", span)
         module = None
         if op.has_module:
             module = ".".join((*env.prefix, name)) if name else self._fresh(env.prefix, op.name)

@@ -205,3 +205,28 @@ def test_build_python_source_and_export(tmp_path):
     result = netc("build", SPECS / "simple_cnn.net", "--format", "export", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "simple_cnn.pt2").is_file()
+
+
+def test_limits_are_configurable():
+    result = netc("check", SPECS / "resnet50.net", "--limit", "params=1e6")
+    assert result.returncode == 1
+    assert "25,557,032 parameters, beyond the limit of 1,000,000" in result.stderr
+    assert netc("check", SPECS / "resnet50.net", "--limit", "params=1e9").returncode == 0
+    assert netc("check", SPECS / "resnet50.net", "--limit", "bogus=1").returncode == 2
+
+
+def test_internal_errors_exit_three_with_a_request_to_report(tmp_path, monkeypatch):
+    """A bug in netc is reported as such, never as a spec error or a bare traceback."""
+    code = textwrap.dedent(f"""
+        import sys
+        import netc.compiler
+        def boom(*args, **kwargs):
+            raise KeyError("simulated bug")
+        netc.compiler.compile_spec = boom
+        from netc.cli import main
+        sys.exit(main(["check", {str(SPECS / 'resnet18.net')!r}]))
+    """)
+    result = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3
+    assert "internal error" in result.stderr and "please report" in result.stderr
+    assert "Traceback" not in result.stderr
