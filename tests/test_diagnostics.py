@@ -52,3 +52,9 @@ def test_codes_are_stable_and_slugs_kebab_case():
     for code, slug in CODES.items():
         assert code[0] in "EW" and code[1:].isdigit() and len(code) == 4
         assert slug == slug.lower() and " " not in slug and "_" not in slug
+
+
+def test_readme_lists_every_code():
+    readme = (CASES.parent.parent / "README.md").read_text()
+    for code, slug in CODES.items():
+        assert f"| {code} | `{slug}` |" in readme
