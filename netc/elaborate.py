@@ -427,15 +427,6 @@ class Elaborator:
         value = self.eval(stmt.value, env)
         if value is UNKNOWN:
             raise _silent_poison()  # the names are poisoned; the cause is reported already
-        if isinstance(value, Tensor) and isinstance(value.shape, Multi):
-            if len(value.shape) != len(stmt.names):
-                raise EvalError("E310", f"{len(stmt.names)} names for {len(value.shape)} results",
-                                stmt.span)
-            for index, name in enumerate(stmt.names):
-                env.values[name] = self._add_node(
-                    lookup_internal("getitem"), {"index": index}, [value], stmt.value.span,
-                    env, name=None, hint_id=name)
-            return
         if isinstance(value, list):
             if len(value) != len(stmt.names):
                 raise EvalError("E310", f"{len(stmt.names)} names for a list of {len(value)}",
@@ -921,8 +912,16 @@ class Elaborator:
                             stage.span)
         defaults = stage.defaults.get(stage.op.name, {})
         args = bind_op_args(stage.op, stage.args, stage.kwargs, defaults, stage.span, EvalError)
-        return self._add_node(stage.op, args, inputs, stage.span, env, name,
-                              operand_exprs=operand_exprs, hint_id=hint_id)
+        result = self._add_node(stage.op, args, inputs, stage.span, env, name,
+                                operand_exprs=operand_exprs, hint_id=hint_id)
+        if isinstance(result, Tensor) and isinstance(result.shape, Multi):
+            # several results (split): a list of tensors, one `getitem` node each, so that
+            # `a, b = split(x, 2)`, `parts[i]` and `sum(parts)` all work on plain lists
+            base = result.node.rsplit(".", 1)[-1]
+            return [self._add_node(OPS["getitem"], {"index": index}, [result], stage.span, env,
+                                   name=None, hint_id=f"{base}_{index}")
+                    for index in range(len(result.shape))]
+        return result
 
     def _add_node(self, op: OpSpec, args: dict, inputs: list, span: Span, env: Env,
                   name: str | None, operand_exprs=None, hint_id: str | None = None):
@@ -1012,10 +1011,6 @@ def _python_to_netc(value):
 
 def _silent_poison() -> EvalError:
     return EvalError("", "", None)
-
-
-def lookup_internal(name: str) -> OpSpec:
-    return OPS[name]
 
 
 def _is_int(value) -> bool:

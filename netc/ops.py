@@ -353,7 +353,8 @@ def _split_call(args, xs, _):
     sections = args["sections"]
     if _is_int(sections):
         return f"torch.chunk({xs[0]}, {sections}, 1)"
-    return f"torch.split({xs[0]}, {lit(list(sections))}, 1)"
+    sizes = ", ".join(str(size) for size in sections)
+    return f"torch.split({xs[0]}, [{sizes}], 1)"
 
 
 def _getitem_infer(args, ins):
@@ -475,6 +476,31 @@ register(OpSpec(
 register(OpSpec(
     "getitem", (P("index", "nonneg"),), _getitem_infer, "one result of a multi-result op",
     call=lambda args, xs, _: f"{xs[0]}[{args['index']}]"))
+
+def _radix_softmax_infer(args, ins):
+    c = ins[0][0]
+    radix, groups = args["radix"], args["groups"]
+    if c % (radix * groups):
+        raise ShapeError("E309", f"`radix_softmax` cannot split {c} channels into radix {radix} "
+                                 f"x groups {groups}",
+                         hint="the attention's channels must be radix * groups * n")
+    return ins[0]
+
+
+def _radix_softmax_call(args, xs, _):
+    x, radix, groups = xs[0], args["radix"], args["groups"]
+    if radix == 1:
+        return f"torch.sigmoid({x})"
+    return (f"torch.softmax({x}.reshape({x}.size(0), {groups}, {radix}, -1).transpose(1, 2), 1)"
+            f".reshape({x}.shape)")
+
+
+register(OpSpec(
+    "radix_softmax", (P("radix", "pos"), P("groups", "pos", 1)), _radix_softmax_infer,
+    "softmax across `radix` branches within each of `groups` (split attention, selective "
+    "kernels); channels come out radix-major, as timm's RadixSoftmax lays them out; "
+    "radix 1 is a sigmoid gate",
+    call=_radix_softmax_call))
 
 INTERNAL_OPS = {"getitem"}
 

@@ -301,3 +301,32 @@ def test_generated_module_trains(built):
     x = torch.randn(2, 3, 32, 32)
     module(x).logsumexp(1).sum().backward()
     assert all(p.grad is not None for p in module.parameters())
+
+
+def test_split_attention_matches_timm_radix_softmax(tmp_path):
+    """ResNeSt's split attention written with split / sum / radix_softmax / multiply equals
+    timm's SplitAttn arithmetic (reshape to radix, softmax, weighted sum)."""
+    result = compiled(tmp_path, """
+        net N(radix = 2, groups = 2) {
+          input x: [8, 5, 5]
+          y = x >> conv: conv(8 * radix, 3, groups = groups * radix, bias = false)
+          parts = split(y, radix)
+          gate = sum(parts) >> gap >> fc1: conv(4, 1, groups = groups) >> relu
+                 >> fc2: conv(8 * radix, 1, groups = groups) >> radix_softmax(radix, groups)
+          weights = split(gate, radix)
+          out parts[0] * weights[0] + parts[1] * weights[1]
+        }
+    """)
+    module, _ = lower(result)
+    x = torch.randn(2, 8, 5, 5)
+    with torch.no_grad():
+        ours = module(x)
+        y = module.conv(x)
+        b, rc, h, w = y.shape
+        splits = y.reshape(b, 2, rc // 2, h, w)
+        gap = splits.sum(1).mean((2, 3), keepdim=True)
+        attn = module.fc2(torch.relu(module.fc1(gap)))
+        attn = torch.softmax(attn.view(b, 2, 2, -1).transpose(1, 2), 1).reshape(b, -1)
+        attn = attn.view(b, -1, 1, 1).reshape(b, 2, rc // 2, 1, 1)
+        theirs = (splits * attn).sum(1)
+    torch.testing.assert_close(ours, theirs)
