@@ -67,8 +67,12 @@ class Graph:
     def add(self, node: Node) -> Node:
         assert node.id not in self.g, f"duplicate node id {node.id}"
         self.g.add_node(node.id, node=node)
-        for producer in node.inputs:
-            self.g.add_edge(producer, node.id)
+        for index, producer in enumerate(node.inputs):
+            # the operand positions this edge feeds (`add(x, x)` is one edge, two positions)
+            if self.g.has_edge(producer, node.id):
+                self.g.edges[producer, node.id]["index"].append(index)
+            else:
+                self.g.add_edge(producer, node.id, index=[index])
         return node
 
     def topo_order(self) -> list[Node]:
@@ -88,8 +92,10 @@ class Graph:
         modules = [n.module for n in self if n.module]
         assert len(modules) == len(set(modules)), "two nodes own the same submodule name"
         for node in self:
-            for producer in node.inputs:
+            for index, producer in enumerate(node.inputs):
                 assert producer in self.g, f"{node.id} reads missing {producer}"
+                assert index in self.g.edges[producer, node.id]["index"], "edge index lost"
+            assert self.g.in_degree(node.id) == len(set(node.inputs)), f"{node.id}: stray edge"
         for out in self.outputs:
             assert out in self.g, f"output {out} is not a node"
 

@@ -49,6 +49,7 @@ class Built:
         self.compiled = netc.compile(SPECS / f"{stem}.net")
         assert self.compiled.ok, self.compiled.diagnostics
         self.graph = self.compiled.graph
+        self.graph.check()  # structural invariants, as torch.fx's Graph.lint
         self.module, self.code = lower(self.compiled)
         self.module.eval()
 
