@@ -75,7 +75,6 @@ _HEADER = '''\
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from typing import List
 
 
 def _add_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
@@ -101,6 +100,7 @@ def emit_module(graph: Graph, spec_name: str = "spec", lazy: bool = False) -> Py
     nodes = graph.topo_order()
     inputs = [names.name(i.name) for i in graph.inputs]
     doc = (graph.doc or f"The `{graph.name}` net.").replace('"""', "'''").replace("\\", "/")
+    doc = doc.replace("\n", "\n    ")  # continuation lines indented like the class body
     lines = [_HEADER.format(spec=spec_name), f"class {class_name}(nn.Module):",
              f'    """{doc}"""', "", "    def __init__(self) -> None:",
              "        super().__init__()"]
