@@ -99,7 +99,9 @@ def emit_module(graph: Graph, spec_name: str = "spec", lazy: bool = False) -> Py
     class_name = class_name_for(graph.name)
     nodes = graph.topo_order()
     inputs = [names.name(i.name) for i in graph.inputs]
-    doc = (graph.doc or f"The `{graph.name}` net.").replace('"""', "'''").replace("\\", "/")
+    # the doc comment becomes the docstring: no backslash of the spec's survives, and every
+    # quote is escaped, so the text cannot end the string early
+    doc = (graph.doc or f"The `{graph.name}` net.").replace("\\", "/").replace('"', '\\"')
     doc = doc.replace("\n", "\n    ")  # continuation lines indented like the class body
     lines = [_HEADER.format(spec=spec_name), f"class {class_name}(nn.Module):",
              f'    """{doc}"""', "", "    def __init__(self) -> None:",

@@ -330,3 +330,12 @@ def test_split_attention_matches_timm_radix_softmax(tmp_path):
         attn = attn.view(b, -1, 1, 1).reshape(b, 2, rc // 2, 1, 1)
         theirs = (splits * attn).sum(1)
     torch.testing.assert_close(ours, theirs)
+
+
+def test_doc_comments_cannot_break_the_generated_code(tmp_path):
+    hostile = "## quotes \" and \"\"\" and \\ and \'\'\' stay text: \"\"\"); import os; (\"\"\"\n"
+    path = tmp_path / "t.net"
+    path.write_text(hostile + "net N() {\n  input x: [3, 8, 8]\n  out x >> c: conv(4, 3)\n}\n")
+    module = netc.build(path)
+    assert "import os" in type(module).__doc__
+    assert not hasattr(module, "os")
