@@ -68,6 +68,7 @@ _KIND_WORDS = {
     "a non-negative integer, a list of two, or \"same\"", "sections": "a positive integer or a list of them",
     "opt_pos_pair": "a positive integer, a list of two, or `none`",
     "opt_pos": "a positive integer or `none`",
+    "dims": "a list of one or three positive integers ([F] or [C, H, W])",
 }
 
 
@@ -110,6 +111,9 @@ def check_value(kind: str, value) -> bool:
     if kind == "sections":
         return (_is_int(value) and value >= 1) or (
             isinstance(value, list) and value and all(_is_int(x) and x >= 1 for x in value))
+    if kind == "dims":
+        return isinstance(value, list) and len(value) in (1, 3) and all(
+            _is_int(x) and x >= 1 for x in value)
     raise AssertionError(f"unknown argument kind {kind}")
 
 
@@ -501,6 +505,23 @@ register(OpSpec(
     "kernels); channels come out radix-major, as timm's RadixSoftmax lays them out; "
     "radix 1 is a sigmoid gate",
     call=_radix_softmax_call))
+
+
+def _reshape_infer(args, ins):
+    shape = tuple(args["shape"])
+    if math.prod(shape) != math.prod(ins[0]):
+        raise ShapeError("E311", f"cannot reshape {format_shape(ins[0])} ({math.prod(ins[0])} "
+                                 f"values) to {format_shape(shape)} ({math.prod(shape)} values)",
+                         hint="the new shape must hold exactly the input's values")
+    return shape
+
+
+register(OpSpec(
+    "reshape", (P("shape", "dims"),), _reshape_infer,
+    "gives each sample a new shape with the same values, [F] or [C, H, W] "
+    "(`reshape([c, 1, 1])` turns a vector into a channel gate)",
+    call=lambda args, xs, _: f"{xs[0]}.reshape({xs[0]}.size(0), "
+                             f"{', '.join(str(d) for d in args['shape'])})"))
 
 INTERNAL_OPS = {"getitem"}
 

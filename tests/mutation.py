@@ -31,11 +31,11 @@ TARGETS = [
 ]
 
 STRUCTURAL = [
-    ("drop projection shortcut", re.compile(r"if stride != 1 or in\.c != planes(?: \* 4)? then .*? else in"), "in"),
+    ("drop projection shortcut", re.compile(r"if stride != 1 or in\.c != (?:planes(?: \* 4)?|c) then .*? else in"),
+     "in"),
     ("break group count", re.compile(r"groups = groups\)"), "groups = 3)"),
     ("bottleneck expands by 2", re.compile(r"conv3: conv\(planes \* 4, 1\)"), "conv3: conv(planes * 2, 1)"),
-    ("shortcut strides twice", re.compile(r"downsample: \[conv\(planes \* 4, 1, stride\)"),
-     "downsample: [conv(planes * 4, 1, stride * 2)"),
+    ("shortcut strides twice", re.compile(r"\[conv\(c, 1, stride\), bn\]"), "[conv(c, 1, stride * 2), bn]"),
     ("stem without maxpool", re.compile(r" >> maxpool\(3, 2, 1\)"), ""),
     ("head without flatten", re.compile(r" >> flatten"), ""),
 ]

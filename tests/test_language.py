@@ -339,3 +339,26 @@ def test_doc_comments_cannot_break_the_generated_code(tmp_path):
     module = netc.build(path)
     assert "import os" in type(module).__doc__
     assert not hasattr(module, "os")
+
+
+def test_reshape_turns_a_vector_into_a_channel_gate(tmp_path):
+    """Linear layers give [F] vectors; `reshape([c, 1, 1])` makes them gates for a map
+    (the seed's SKNet attention is written with nn.Linear)."""
+    result = compiled(tmp_path, """
+        net N() {
+          input x: [6, 4, 4]
+          w = x >> gap >> flatten >> fc: linear(6) >> sigmoid >> reshape([6, 1, 1])
+          out x * w
+        }
+    """)
+    module, _ = lower(result)
+    x = torch.randn(2, 6, 4, 4)
+    with torch.no_grad():
+        gate = torch.sigmoid(module.fc(x.mean((2, 3))))
+        torch.testing.assert_close(module(x), x * gate[:, :, None, None])
+    assert codes(tmp_path, """
+        net N() {
+          input x: [6, 4, 4]
+          out x >> gap >> reshape([5, 1, 1])
+        }
+    """) == ["E311"]

@@ -103,3 +103,10 @@ def test_cat_and_split_match_torch():
     assert list(parts) == [tuple(t.shape[1:]) for t in torch.chunk(torch.zeros(1, 6, 4, 4), 2, 1)]
     parts = OPS["split"].infer({"sections": [2, 4]}, [(6, 4, 4)])
     assert list(parts) == [tuple(t.shape[1:]) for t in torch.split(torch.zeros(1, 6, 4, 4), [2, 4], 1)]
+
+
+@pytest.mark.parametrize("shape,new", [((12,), [12, 1, 1]), ((3, 2, 2), [12]), ((4, 3, 2), [2, 6, 2]),
+                                       ((12,), [5, 1, 1]), ((4, 2, 2), [4, 2, 1])])
+def test_reshape_rule_matches_torch(shape, new):
+    ours = static("reshape", shape, shape=new)
+    assert ours == runtime(lambda x: x.reshape(x.size(0), *new), shape)
