@@ -3,13 +3,19 @@
     import netc
     model = netc.build("specs/resnet50.net")            # an nn.Module
     problems = netc.check("specs/resnet50.net", num_classes=10)   # [] when valid
+    print(netc.summary("specs/resnet50.net"))            # shapes, params, MACs, receptive fields
 
 `netc.check` (and everything but `build`) never imports torch.
 """
 from __future__ import annotations
 
 from netc.api import build, check, compile, generate_source
+# `netc.summary` is the module of the summary table, and calling it calls
+# `netc.api.summary(spec, **params)` (a package attribute and a submodule cannot otherwise
+# share the name: importing the submodule rebinds the attribute)
+from netc import summary
 from netc.diagnostics import Diagnostic, NetcError, Severity
 
-__all__ = ["build", "check", "compile", "generate_source", "Diagnostic", "NetcError", "Severity"]
+__all__ = ["build", "check", "compile", "generate_source", "summary", "Diagnostic", "NetcError",
+           "Severity"]
 __version__ = "0.1.0"
