@@ -1,4 +1,4 @@
-"""The Python API: `compile`, `check`, `generate_source` (torch-free) and `build`."""
+"""The Python API: `compile`, `check`, `summary`, `generate_source` (torch-free) and `build`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,19 +12,43 @@ from netc.diagnostics import Diagnostic, NetcError
 def compile(spec: str | Path, *, input_shape: tuple[int, ...] | None = None,
             net: str | None = None, **params: Any) -> Compiled:
     """Parse, elaborate and type a spec; the result holds the graph and all diagnostics."""
-    return compile_spec(spec, params, input_shape=input_shape, net=net)
+    return compile_spec(spec, {k: _plain(v) for k, v in params.items()},
+                        input_shape=input_shape, net=net)
 
 
 def check(spec: str | Path, **params: Any) -> list[Diagnostic]:
     """Every diagnostic for the spec (errors and warnings); an empty list means valid."""
-    return list(compile_spec(spec, params).diagnostics)
+    return list(compile_spec(spec, {k: _plain(v) for k, v in params.items()}).diagnostics)
+
+
+def _plain(value: Any) -> Any:
+    """OmegaConf lists and dicts (from a Hydra config: `_target_: netc.build`) as Python's."""
+    if type(value).__module__.startswith("omegaconf"):
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(value, resolve=True)
+    return value
 
 
 def _compiled_or_raise(spec, params, input_shape=None, net=None) -> Compiled:
+    params = {key: _plain(value) for key, value in params.items()}
+    if input_shape is not None:
+        input_shape = tuple(_plain(input_shape))
     compiled = compile_spec(spec, params, input_shape=input_shape, net=net)
     if not compiled.ok:
         raise NetcError(compiled.diagnostics, compiled.sources)
     return compiled
+
+
+def summary(spec: str | Path, *, input_shape: tuple[int, ...] | None = None,
+            net: str | None = None, depth: int | None = None, batch_size: int = 1,
+            **params: Any):
+    """Shapes, params, MACs, receptive fields and the minimum input size, computed
+    statically: a `netc.summary.Summary` whose `str()` is the table (raises NetcError)."""
+    from netc.summary import Summary
+
+    compiled = _compiled_or_raise(spec, params, input_shape, net)
+    return Summary(compiled.graph, spec=str(spec), depth=depth, batch_size=batch_size)
 
 
 def generate_source(spec: str | Path, **params: Any) -> PythonCode:

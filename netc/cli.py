@@ -169,6 +169,75 @@ def _write_torch_artifact(code, graph, fmt: str, out: Path) -> None:
         save_export(module, example, out)
 
 
+def cmd_summary(args) -> int:
+    from netc.compiler import compile_spec
+    from netc.summary import Summary
+
+    _require_files([args.spec])
+    compiled = compile_spec(args.spec, _parse_defines(args.define),
+                            input_shape=_parse_input(args.input), net=args.net,
+                            limits=_parse_limits(args.limit))
+    _print_diagnostics(compiled)
+    if not compiled.ok:
+        return EXIT_SPEC
+    summary = Summary(compiled.graph, spec=args.spec, depth=args.depth, batch_size=args.batch)
+    if args.format == "json":
+        print(summary.to_json())
+    elif args.format == "csv":
+        sys.stdout.write(summary.to_csv())
+    elif args.format == "markdown":
+        sys.stdout.write(summary.to_markdown())
+    elif _want_colour(sys.stdout):
+        from rich.console import Console
+        summary.render_rich(Console(highlight=False))
+    else:
+        sys.stdout.write(summary.render_text())
+    return EXIT_OK
+
+
+def cmd_graph(args) -> int:
+    from netc.compiler import compile_spec
+    from netc import graph as pictures
+
+    _require_files([args.spec])
+    fmt = pictures.format_for(args.output, args.format)
+    to_stdout = args.output in (None, "-")
+    if to_stdout and fmt == "png":
+        raise UsageError("png is binary: give an output file, e.g. -o net.png")
+    compiled = compile_spec(args.spec, _parse_defines(args.define),
+                            input_shape=_parse_input(args.input), net=args.net,
+                            limits=_parse_limits(args.limit))
+    _print_diagnostics(compiled)
+    if not compiled.ok:
+        return EXIT_SPEC
+    try:
+        data = pictures.render(compiled.graph, fmt, args.depth, args.direction)
+    except pictures.GraphvizMissing as error:
+        raise UsageError(str(error)) from None
+    if to_stdout:
+        sys.stdout.write(data.decode("utf-8"))
+        return EXIT_OK
+    pictures.write(Path(args.output), data)
+    print(f"wrote {args.output} ({fmt}, {compiled.graph.name})", file=sys.stderr)
+    return EXIT_OK
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got `{text}`")
+    return value
+
+
+def cmd_sweep(args) -> int:
+    from netc.sweep import run_cli  # hydra (and torch, in jobs) are imported only here
+
+    return run_cli(args)
+
+
 # ---- argument parsing
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -213,6 +282,66 @@ def make_parser() -> argparse.ArgumentParser:
                        help="torchscript (default), export (torch.export), py (module source)")
     _add_common(build)
     build.set_defaults(run=cmd_build)
+
+    summary = commands.add_parser(
+        "summary", help="a table of shapes, params, MACs and receptive fields (never imports torch)",
+        description="Show the network before running it: every layer's output shape, params, "
+                    "MACs and receptive field (with its effective stride), blocks as a tree, "
+                    "then totals, memory and the minimum input size. Rich on a terminal, plain "
+                    "text when piped.")
+    summary.add_argument("spec", metavar="SPEC")
+    summary.add_argument("--format", choices=("text", "json", "csv", "markdown"), default="text",
+                         help="text (default), json (for scripts: totals and every node), csv "
+                              "(one row per node), markdown")
+    summary.add_argument("--depth", type=_positive_int, metavar="N",
+                         help="fold blocks nested deeper than N into one row (default: show all)")
+    summary.add_argument("--batch", type=_positive_int, default=1, metavar="N",
+                         help="batch size for the memory estimate (default 1)")
+    _add_common(summary)
+    summary.set_defaults(run=cmd_summary)
+
+    graph = commands.add_parser(
+        "graph", help="draw the network: SVG or PNG (Graphviz), DOT or Mermaid text",
+        description="Draw the network with blocks as clusters and edges labelled with shapes; "
+                    "skip, concat and gate edges drawn apart. The format comes from the -o "
+                    "suffix (.svg, .png, .dot/.gv, .mmd) or --format; without -o, DOT (or "
+                    "--format) goes to stdout. SVG and PNG need Graphviz's `dot`.")
+    graph.add_argument("spec", metavar="SPEC")
+    graph.add_argument("-o", "--output", metavar="FILE", help="output file (default: stdout)")
+    graph.add_argument("--format", choices=("svg", "png", "dot", "mermaid"),
+                       help="picture format (default: from the -o suffix, else dot)")
+    graph.add_argument("--depth", type=_positive_int, metavar="N",
+                       help="collapse blocks nested N deep into one box each (1: stages only)")
+    graph.add_argument("--direction", choices=("TB", "LR"), default="TB",
+                       help="top to bottom (default) or left to right")
+    _add_common(graph)
+    graph.set_defaults(run=cmd_graph)
+
+    from netc.sweep import add_arguments as add_sweep_arguments
+    sweep = commands.add_parser(
+        "sweep", help="a Hydra multirun over variants of a spec: one row and one job each",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run a Hydra multirun over variants of SPEC. The spec's parameters are the\n"
+                    "config; overrides use Hydra's syntax (width=32,64  'layers=[2,2,2,2],[3,4,6,3]'\n"
+                    "range(32,129,32)  spec=a.net,b.net  hydra/launcher=joblib). Every variant is\n"
+                    "checked before anything launches: invalid ones become rows, not jobs. Results:\n"
+                    "results.csv, results.json and results.png in the sweep directory.",
+        epilog="options of a variant (overrides like the spec's parameters):\n"
+               "  artifact=true        write the TorchScript file (or artifact=py / export)\n"
+               "  measure=latency      CPU forward latency and one training step\n"
+               "  bench.batch_size=N bench.runs=N bench.warmup=N bench.threads=N\n"
+               "  bench.train=false bench.train_batch_size=N bench.train_runs=N\n"
+               "  input=64             the first input's size (also [H, W] or [C, H, W])\n"
+               "examples:\n"
+               "  netc sweep specs/resnet18.net 'layers=[2,2,2,2],[3,4,6,3]' --dry-run\n"
+               "  netc sweep specs/resnet50.net width_per_group=64,128 measure=latency\n"
+               "  netc sweep specs/resnet18.net input=64,128 hydra/launcher=joblib\n"
+               "  netc sweep -cd configs -cn resnet_depth_width hydra/launcher=submitit_slurm\n"
+               "  netc sweep --report multirun/2026-05-01/12-00-00 --sort=-latency_ms")
+    add_sweep_arguments(sweep)
+    sweep.add_argument("args", nargs=argparse.REMAINDER, metavar="SPEC [OVERRIDE ...]",
+                       help="the spec, then Hydra overrides (key=value, key=a,b, ...)")
+    sweep.set_defaults(run=cmd_sweep)
     return parser
 
 
