@@ -151,7 +151,7 @@ def _paint(text: str, style: str, colour: bool) -> str:
 
 def _snippet(span: Span, sources: SourceMap, colour: bool, label: str = "") -> list[str]:
     line = sources.line_text(span)
-    if not line and span.line <= 0:
+    if not line:  # nothing to quote (an override from the command line, an empty line)
         return []
     gutter = len(str(span.line))
     width = span.end_col - span.col if span.end_line == span.line else len(line) - span.col + 1

@@ -35,7 +35,9 @@ LIMITS = {
     "params": 10_000_000_000,  # parameters in the whole net
 }
 
-LABEL_RE = re.compile(r"^[A-Za-z0-9_]+$")
+LABEL_RE = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")  # dots nest: "paths.0"
+RESERVED_WORDS = {"true", "false", "none", "in", "if", "then", "else", "elif", "for", "out",
+                  "input", "block", "net", "import", "defaults", "assert", "and", "or", "not"}
 
 # Public attributes of torch.nn.Module (torch 2.13); a submodule with one of these names
 # cannot be registered. Listed here so that `netc check` needs no torch; a test compares
@@ -182,6 +184,8 @@ class Elaborator:
         self._defaults_cache: dict[int, dict] = {}
         self.input_overrides: dict[str, Any] = {}
         self.used_blocks: set[tuple] = set()
+        self.reported: set[tuple] = set()
+        self.module_parents: set[str] = set()
         self.warned: set[Span] = set()
 
     # ---- entry point
@@ -212,6 +216,8 @@ class Elaborator:
         if defn is None:
             return None
         env = Env(self.program.modules[self._owner_path(defn, root)], dict(bound))
+        for module in self.program.modules.values():
+            self._file_defaults(module)  # report mistakes in `defaults` lines up front
         self._run_body(defn.body, env, is_net=True)
         self._warn_unused_tensors(env)
         self._warn_unused_blocks(root)
@@ -241,8 +247,7 @@ class Elaborator:
     def _resolve_net(self, chosen, root: LoadedModule, overrides: dict):
         """The net definition to elaborate and its parameters: defaults, then an alias's
         arguments, then the user's overrides."""
-        alias_args: tuple = ()
-        alias_kwargs: dict = {}
+        levels: list[tuple[tuple, dict]] = []  # each alias's arguments, outermost first
         defn = chosen
         module = root.owner.get(chosen.name, root)
         seen = set()
@@ -253,8 +258,8 @@ class Elaborator:
             seen.add(defn.name)
             env = Env(module)
             try:
-                alias_args = tuple(self.eval(a, env) for a in defn.args)
-                alias_kwargs = {kw.name: self.eval(kw.value, env) for kw in defn.kwargs}
+                levels.append((tuple(self.eval(a, env) for a in defn.args),
+                               {kw.name: self.eval(kw.value, env) for kw in defn.kwargs}))
             except EvalError as error:
                 self._report(error)
                 return None, {}
@@ -266,6 +271,13 @@ class Elaborator:
                 return None, {}
             module = module.owner.get(defn.target, module)
             defn = target
+        # `net wider = wide(k = 5)` over `net wide = Base(c = 16)`: inner aliases first,
+        # outer ones override them, positions counting against the final net's parameters
+        alias_args: tuple = ()
+        alias_kwargs: dict = {}
+        for args, kwargs in reversed(levels):
+            named = dict(zip((p.name for p in defn.params), args))
+            alias_kwargs.update({**named, **kwargs})
         input_names = self._input_names(defn.body)
         overrides = self._evaluate_overrides(overrides, defn, root)
         if overrides is None:
@@ -307,6 +319,8 @@ class Elaborator:
                 except EvalError as error:
                     self._report(error)
                     return None
+            if isinstance(value, str) and value in root.blocks:
+                value = BlockValue(root.blocks[value], root.owner[value])  # block="BasicBlock"
             result[key] = _python_to_netc(value)
         return result
 
@@ -319,6 +333,10 @@ class Elaborator:
     def _report(self, error: EvalError) -> None:
         if not error.code:  # a poisoned value already reported upstream
             return
+        key = (error.code, error.span, error.message)
+        if key in self.reported:  # the same mistake met again (a loop, a repeated block)
+            return
+        self.reported.add(key)
         self.diags.error(error.code, error.message, error.span, hint=error.hint,
                          notes=error.notes, labels=error.labels)
 
@@ -356,6 +374,12 @@ class Elaborator:
             env.values["<out>"] = UNKNOWN
 
     def _run_stmt(self, stmt, env: Env, is_net: bool):
+        bound = {ast.Assign: lambda: [stmt.name], ast.Unpack: lambda: list(stmt.names),
+                 ast.InputDecl: lambda: [stmt.name], ast.For: lambda: [stmt.var]}
+        for word in bound.get(type(stmt), lambda: [])():
+            if word in RESERVED_WORDS:
+                raise EvalError("E209", f"`{word}` is a reserved word and cannot be a name",
+                                stmt.span, hint="choose another name")
         if isinstance(stmt, ast.Assign):
             value = self.eval(stmt.value, env)
             env.values[stmt.name] = value
@@ -692,7 +716,7 @@ class Elaborator:
             return UNKNOWN
         if not LABEL_RE.match(text):
             raise EvalError("E209", f"`{text}` cannot be a submodule name", expr.label_span,
-                            hint="names use letters, digits and `_` (dots come from nesting)")
+                            hint="names use letters, digits and `_`; dots separate levels")
         return text
 
     def _interpolate(self, string: ast.String, env: Env):
@@ -751,8 +775,13 @@ class Elaborator:
             return UNKNOWN
         if isinstance(func, Builtin):
             return self._builtin(func.name, args, kwargs, expr)
-        if isinstance(func, OpStage) and not func.args and not func.kwargs:
+        if isinstance(func, BlockStage):  # `unit = Bottleneck(attn = SE)` ... `unit(64)`
+            head = args[:1] if args and isinstance(args[0], Tensor) else ()
+            args = head + func.args + args[len(head):]
+            func, kwargs = func.block, {**func.kwargs, **kwargs}
+        if isinstance(func, OpStage):
             inputs, rest = _leading_tensors(args, func.op.variadic)
+            rest, kwargs = func.args + rest, {**func.kwargs, **kwargs}
             stage = OpStage(func.op, rest, kwargs, expr.span, func.defaults)
             if inputs:
                 return self._apply_op(stage, inputs, env, name,
@@ -764,8 +793,12 @@ class Elaborator:
                 return self._apply(stage, args[0], env, name)
             stage = BlockStage(func, args, kwargs, expr.span)
             return NamedStage(name, stage, expr.span) if name else stage
-        raise EvalError("E202", f"{kind_of(func)} cannot be called", expr.func.span,
-                        hint="call an op (`conv(64, 3)`) or a block (`Bottleneck(64)`)")
+        hint = "call an op (`conv(64, 3)`) or a block (`Bottleneck(64)`)"
+        if isinstance(expr.func, ast.Ref) and (lookup(expr.func.name) or
+                                               expr.func.name in env.module.blocks):
+            hint = (f"here `{expr.func.name}` is a local name ({kind_of(func)}) that hides the "
+                    f"{'op' if lookup(expr.func.name) else 'block'} of the same name; rename it")
+        raise EvalError("E202", f"{kind_of(func)} cannot be called", expr.func.span, hint=hint)
 
     def _builtin(self, name: str, args, kwargs, expr: ast.Call):
         if kwargs:
@@ -813,6 +846,9 @@ class Elaborator:
 
     def _apply(self, stage, x: Tensor, env: Env, name: str | None) -> Any:
         if isinstance(stage, NamedStage):
+            if isinstance(stage.inner, NamedStage):  # `a: b: layer` names it `a.b`
+                inner = Env(env.module, env.values, (*env.prefix, stage.label), env.depth)
+                return self._apply(stage.inner, x, inner, None)
             return self._apply(stage.inner, x, env, stage.label)
         if isinstance(stage, OpStage):
             return self._apply_op(stage, [x], env, name)
@@ -843,10 +879,9 @@ class Elaborator:
             raise EvalError("E211", f"blocks nest deeper than {self.limits['depth']} levels "
                                     f"(does `{block.defn.name}` apply itself?)", stage.span)
         prefix = (*env.prefix, name) if name else env.prefix
-        local = Env(block.module, {}, prefix, env.depth + 1)
+        local = Env(block.module, {"in": x}, prefix, env.depth + 1)
         local.values.update(self._bind_params(block.defn, stage.args, stage.kwargs, local,
                                               stage.span))
-        local.values["in"] = x
         self._run_body(block.defn.body, local)
         if "<out>" in local.values:
             self._warn_unused_tensors(local)
@@ -878,7 +913,9 @@ class Elaborator:
                 raise EvalError("E306", f"`{key}` is given twice", span)
             bound[key] = value
         bound.update(overrides or {})
-        scope = Env(env.module, {}, env.prefix, env.depth)
+        # defaults see the parameters before them, and a block's input (`c = in.c * 2`)
+        scope = Env(env.module, {k: v for k, v in env.values.items() if k == "in"}, env.prefix,
+                    env.depth)
         for param in params:
             if param.name not in bound:
                 if param.default is None:
@@ -889,11 +926,32 @@ class Elaborator:
         return {name: bound[name] for name in names}
 
     def _file_defaults(self, module: LoadedModule) -> dict:
+        """The file's `defaults`, by canonical op name (`conv2d` means `conv`), checked once."""
         key = id(module)
         if key not in self._defaults_cache:
-            table = {}
-            for op, kwargs in defaults_of(module).items():
-                table[op] = {name: self.eval(kw.value, Env(module)) for name, kw in kwargs.items()}
+            table: dict[str, dict] = {}
+            for line in module.ast.defaults:
+                op = lookup(line.op)
+                if op is None:
+                    close = suggest(line.op, [k for k in OPS if k not in INTERNAL_OPS])
+                    self._report(EvalError("E201", f"`defaults` names no op `{line.op}`",
+                                           line.span, hint=f"did you mean `{close}`?"
+                                           if close else None))
+                    continue
+                names = [p.name for p in op.params]
+                for kw in line.kwargs:
+                    if kw.name not in names:
+                        close = suggest(kw.name, names)
+                        self._report(EvalError("E306", f"`{op.name}` has no argument `{kw.name}`",
+                                               kw.span, hint=f"did you mean `{close}`?"
+                                               if close else None))
+                        continue
+                    try:
+                        value = self.eval(kw.value, Env(module))
+                    except EvalError as error:
+                        self._report(error)
+                        continue
+                    table.setdefault(op.name, {})[kw.name] = value
             self._defaults_cache[key] = table
         return self._defaults_cache[key]
 
@@ -905,8 +963,10 @@ class Elaborator:
         if bad:
             raise EvalError("E310", f"`{stage.op.name}` takes tensors, got {kind_of(bad[0])}",
                             stage.span)
-        if stage.op.variadic and len(inputs) < 2 and stage.op.name != "cat":
-            raise EvalError("E305", f"`{stage.op.name}` needs at least two tensors", stage.span)
+        if stage.op.variadic and len(inputs) == 1 and stage.op.name in ("add", "mul"):
+            return inputs[0]  # `sum(parts)` of one part (radix 1) is that part
+        if stage.op.variadic and not inputs:
+            raise EvalError("E305", f"`{stage.op.name}` needs at least one tensor", stage.span)
         if not stage.op.variadic and len(inputs) != 1:
             raise EvalError("E305", f"`{stage.op.name}` takes one tensor, got {len(inputs)}",
                             stage.span)
@@ -943,6 +1003,14 @@ class Elaborator:
                 raise EvalError("E203", f"two layers are named `{module}`", span,
                                 labels=(Label(first.span, "first used here"),),
                                 hint="label the repetition, e.g. `layer1: [block(64) * 3]`")
+            parents = {".".join(module.split(".")[:i]) for i in range(1, module.count(".") + 1)}
+            clash = (parents & set(self.modules_seen)) or (
+                {module} & self.module_parents)
+            if clash:
+                other = self.modules_seen.get(next(iter(clash)))
+                raise EvalError("E203", f"`{module}` would be both a layer and a group of layers",
+                                span, labels=(Label(other.span, "the other use"),) if other else (),
+                                hint="rename one of them")
             node_id = module
         else:
             node_id = self._fresh(env.prefix, name or hint_id or op.name)
@@ -960,6 +1028,8 @@ class Elaborator:
         self.graph.add(node)
         if module:
             self.modules_seen[module] = node
+            self.module_parents |= {".".join(module.split(".")[:i])
+                                    for i in range(1, module.count(".") + 1)}
         for code, message, hint in op.warnings(args, [t.shape for t in inputs]):
             if (span, code) not in self.warned:
                 self.warned.add((span, code))

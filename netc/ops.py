@@ -189,6 +189,8 @@ def _conv_infer(args, ins):
                          hint="groups must divide both the input and the output channels")
     if args["padding"] == "same" and any(s != 1 for s in pair(args["stride"])):
         raise ShapeError("E308", "`padding=\"same\"` needs stride 1")
+    if args["padding"] == "same":  # PyTorch pads unevenly when the kernel is even
+        return (out, h, w)
     ho, wo = _spatial("conv", ins[0], args["kernel_size"], args["stride"], conv_padding(args),
                       args["dilation"])
     return (out, ho, wo)
@@ -199,6 +201,8 @@ def _conv_module(args, ins):
     kernel = kh if kh == kw else [kh, kw]
     ph, pw = conv_padding(args)
     padding = ph if ph == pw else [ph, pw]
+    if args["padding"] == "same":
+        padding = "same"
     return (f"nn.Conv2d({ins[0][0]}, {args['out_channels']}, {lit(kernel)}"
             + _kwargs([("stride", args["stride"], 1), ("padding", padding, 0),
                        ("dilation", args["dilation"], 1), ("groups", args["groups"], 1),

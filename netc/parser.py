@@ -94,7 +94,7 @@ def parse_expression(text: str, span: Span, diags: Diagnostics) -> ast.Expr | No
     try:
         tree = lark_parser().parse(text, start="expr")
         expr = ast.ToAst(span.file).transform(tree)
-        return _shift(expr, span.line - 1, span.col)
+        return _shift(expr, span.line - 1, span.col - 1)
     except UnexpectedInput as error:
         diag = _syntax_diagnostic(error, inner, Diagnostics())
         diags.error(diag.code, f"cannot read `{text}`: {diag.message}", span)

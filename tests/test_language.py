@@ -362,3 +362,105 @@ def test_reshape_turns_a_vector_into_a_channel_gate(tmp_path):
           out x >> gap >> reshape([5, 1, 1])
         }
     """) == ["E311"]
+
+
+def test_alias_of_an_alias_keeps_every_level(tmp_path):
+    text = """
+        net Base(c = 4, k = 3) {
+          input x: [3, 16, 16]
+          out x >> conv1: conv(c, k)
+        }
+        net wide = Base(c = 16)
+        net wider = wide(k = 5)
+    """
+    conv = netc.build(spec(tmp_path, text)).conv1
+    assert (conv.out_channels, conv.kernel_size) == (16, (5, 5))
+
+
+def test_defaults_use_canonical_op_names_and_are_checked(tmp_path):
+    text = """
+        defaults conv2d(bias = false)
+        net N() {
+          input x: [3, 8, 8]
+          out x >> a: conv(8, 3)
+        }
+    """
+    assert "a.bias" not in netc.build(spec(tmp_path, text)).state_dict()
+    assert codes(tmp_path, text.replace("conv2d(bias", "cnov(bias")) == ["E201"]
+    assert codes(tmp_path, text.replace("(bias = false)", "(bais = false)")) == ["E306"]
+
+
+def test_a_mistake_in_a_loop_is_reported_once(tmp_path):
+    assert codes(tmp_path, """
+        net N() {
+          input x: [3, 8, 8]
+          for i in 0..3 { x = x >> conv(8, 3) >> foo }
+          out x
+        }
+    """) == ["E201"]
+
+
+def test_dotted_and_nested_labels_and_partial_blocks(tmp_path):
+    found = keys(tmp_path, """
+        block W(c = in.c * 2, attn = 0) { out in >> conv: conv(c, 1) }
+        net N() {
+          input x: [3, 8, 8]
+          unit = W(attn = 1)
+          out x >> "paths.0": conv(8, 3) >> features: "block1": conv(8, 3) >> w: unit()
+        }
+    """)
+    assert found == ["paths.0.weight", "paths.0.bias", "features.block1.weight",
+                     "features.block1.bias", "w.conv.weight", "w.conv.bias"]
+    assert netc.build(spec(tmp_path, """
+        block W(c = in.c * 2) { out in >> conv: conv(c, 1) }
+        net N() {
+          input x: [3, 8, 8]
+          out x >> w: W()
+        }
+    """)).w.conv.out_channels == 6
+
+
+def test_layer_and_group_names_cannot_collide(tmp_path):
+    assert codes(tmp_path, """
+        net N() {
+          input x: [3, 8, 8]
+          out x >> a: conv(8, 3) >> "a.b": conv(8, 3)
+        }
+    """) == ["E203"]
+
+
+def test_reserved_words_cannot_be_bound_and_same_padding_follows_pytorch(tmp_path):
+    assert codes(tmp_path, "net N() { input x: [3, 8, 8]\n true = x >> relu\n out x }") == ["E209"]
+    result = compiled(tmp_path, """
+        net N() {
+          input x: [3, 9, 9]
+          out x >> c: conv(4, 4, padding = "same")
+        }
+    """)
+    module, _ = lower(result)
+    with torch.no_grad():
+        assert tuple(module(torch.zeros(1, 3, 9, 9)).shape[1:]) == result.graph.node("c").shape
+
+
+def test_one_part_sums_and_blocks_by_name_from_python(tmp_path):
+    result = compiled(tmp_path, """
+        net N() {
+          input x: [4, 8, 8]
+          out sum(split(x, 1))
+        }
+    """)
+    assert [n.op for n in result.graph] == ["input", "split", "getitem"]
+    root = Path(__file__).resolve().parent.parent / "specs"
+    assert netc.check(root / "resnet50.net", block="BasicBlock", layers=[2, 2, 2, 2]) == []
+    assert netc.build(root / "resnet50.net", block="BasicBlock", layers=[2, 2, 2, 2],
+                      image=[3, 32, 32]).fc.in_features == 512
+
+
+def test_a_parameter_hiding_an_op_gets_a_hint(tmp_path):
+    diags = netc.check(spec(tmp_path, """
+        net N(dropout = 0.5) {
+          input x: [4]
+          out x >> dropout(dropout)
+        }
+    """))
+    assert [d.code for d in diags] == ["E202"] and "hides the op" in diags[0].hint
