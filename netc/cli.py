@@ -94,6 +94,28 @@ def _print_diagnostics(compiled, fmt: str = "text") -> None:
         print(text, file=sys.stderr)
 
 
+def _compile_one(args):
+    """The `SPEC` of a single-spec command compiled with its -D / --input / --net / --limit
+    options, its diagnostics printed."""
+    from netc.compiler import compile_spec
+
+    _require_files([args.spec])
+    compiled = compile_spec(args.spec, _parse_defines(args.define),
+                            input_shape=_parse_input(args.input), net=args.net,
+                            limits=_parse_limits(args.limit))
+    _print_diagnostics(compiled)
+    return compiled
+
+
+def _signature(graph) -> tuple[str, str]:
+    """`image [3, 224, 224]` and `[1000]`: a net's inputs and outputs, for reports."""
+    from netc.shapes import format_shape
+
+    ins = ", ".join(f"{i.name} {format_shape(i.shape)}" for i in graph.inputs)
+    outs = ", ".join(format_shape(graph.node(o).shape) for o in graph.outputs)
+    return ins, outs
+
+
 # ---- commands
 
 def cmd_check(args) -> int:
@@ -114,27 +136,19 @@ def cmd_check(args) -> int:
         if args.format == "text":
             _print_diagnostics(compiled)
             if compiled.ok and not args.quiet:
-                graph = compiled.graph
-                from netc.shapes import format_shape
-                outs = ", ".join(format_shape(graph.node(o).shape) for o in graph.outputs)
-                ins = ", ".join(f"{i.name} {format_shape(i.shape)}" for i in graph.inputs)
-                print(f"{spec}: ok: {graph.name}: {ins} -> {outs} ({len(graph)} nodes)")
+                ins, outs = _signature(compiled.graph)
+                print(f"{spec}: ok: {compiled.graph.name}: {ins} -> {outs} "
+                      f"({len(compiled.graph)} nodes)")
     if args.format == "json":
         print(render_json(every))
     return status
 
 
 def cmd_build(args) -> int:
-    from netc.compiler import compile_spec
     from netc.codegen import emit_module
     from netc.analysis import totals, human
-    from netc.shapes import format_shape
 
-    _require_files([args.spec])
-    compiled = compile_spec(args.spec, _parse_defines(args.define),
-                            input_shape=_parse_input(args.input), net=args.net,
-                            limits=_parse_limits(args.limit))
-    _print_diagnostics(compiled)
+    compiled = _compile_one(args)
     if not compiled.ok:
         return EXIT_SPEC
     graph = compiled.graph
@@ -146,8 +160,7 @@ def cmd_build(args) -> int:
     else:
         _write_torch_artifact(code, graph, args.format, out)
     t = totals(graph)
-    shapes = ", ".join(f"{i.name} {format_shape(i.shape)}" for i in graph.inputs)
-    outs = ", ".join(format_shape(graph.node(o).shape) for o in graph.outputs)
+    shapes, outs = _signature(graph)
     print(f"built {graph.name} from {args.spec}")
     print(f"  input    {shapes}")
     print(f"  output   {outs}")
@@ -170,14 +183,9 @@ def _write_torch_artifact(code, graph, fmt: str, out: Path) -> None:
 
 
 def cmd_summary(args) -> int:
-    from netc.compiler import compile_spec
     from netc.summary import Summary
 
-    _require_files([args.spec])
-    compiled = compile_spec(args.spec, _parse_defines(args.define),
-                            input_shape=_parse_input(args.input), net=args.net,
-                            limits=_parse_limits(args.limit))
-    _print_diagnostics(compiled)
+    compiled = _compile_one(args)
     if not compiled.ok:
         return EXIT_SPEC
     summary = Summary(compiled.graph, spec=args.spec, depth=args.depth, batch_size=args.batch)
@@ -196,18 +204,13 @@ def cmd_summary(args) -> int:
 
 
 def cmd_graph(args) -> int:
-    from netc.compiler import compile_spec
     from netc import graph as pictures
 
-    _require_files([args.spec])
     fmt = pictures.format_for(args.output, args.format)
     to_stdout = args.output in (None, "-")
     if to_stdout and fmt == "png":
         raise UsageError("png is binary: give an output file, e.g. -o net.png")
-    compiled = compile_spec(args.spec, _parse_defines(args.define),
-                            input_shape=_parse_input(args.input), net=args.net,
-                            limits=_parse_limits(args.limit))
-    _print_diagnostics(compiled)
+    compiled = _compile_one(args)
     if not compiled.ok:
         return EXIT_SPEC
     try:

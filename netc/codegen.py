@@ -108,9 +108,7 @@ def emit_module(graph: Graph, spec_name: str = "spec", lazy: bool = False) -> Py
              "        super().__init__()"]
     for node in nodes:
         if node.module:
-            constructor = emit_constructor(graph, node)
-            if lazy:
-                constructor = lazy_constructor(constructor)
+            constructor = emit_constructor(graph, node, lazy)
             lines.append(f"        _add_submodule(self, {node.module!r}, {constructor})"
                          f"  # {_where(node)}")
     signature = ", ".join(f"{n}: torch.Tensor" for n in inputs)
@@ -147,22 +145,8 @@ def _where(node: Node) -> str:
     return f"{node.span.file}:{node.span.line}"
 
 
-_LAZY = [(re.compile(r"^nn\.Conv2d\(\d+, "), "nn.LazyConv2d("),
-         (re.compile(r"^nn\.BatchNorm[12]d\(\d+"), "nn.LazyBatchNorm2d("),
-         (re.compile(r"^nn\.Linear\(\d+, "), "nn.LazyLinear(")]
-
-
-def lazy_constructor(constructor: str) -> str:
-    """The same layer with its input size left for PyTorch to find at the first call."""
-    for pattern, lazy in _LAZY:
-        if pattern.match(constructor):
-            rest = pattern.sub("", constructor)
-            return lazy + (rest[2:] if rest.startswith(", ") else rest)
-    return constructor
-
-
-def emit_constructor(graph: Graph, node: Node) -> str:
-    in_shapes = [graph.node(i).shape for i in node.inputs]
+def emit_constructor(graph: Graph, node: Node, lazy: bool = False) -> str:
+    in_shapes = None if lazy else [graph.node(i).shape for i in node.inputs]
     return OPS[node.op].module(node.args, in_shapes)
 
 

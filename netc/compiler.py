@@ -17,9 +17,9 @@ from netc.analysis import totals
 from netc.elaborate import Elaborator
 from netc.infer import infer_graph
 from netc.ir import Graph
-from netc.loader import display_path, load_program
+from netc.loader import load_program
 from netc.parser import parse_expression
-from netc.source import SourceFile, SourceMap, Span
+from netc.source import SourceMap, Span
 
 
 # Errors found by shape rules; in permissive mode, a net with only these is still lowered.

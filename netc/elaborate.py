@@ -162,14 +162,6 @@ class Env:
     tensors_bound: dict[str, Span] = field(default_factory=dict)  # tensor names, where bound
 
 
-def defaults_of(module: LoadedModule) -> dict[str, dict]:
-    """The `defaults` lines of one file, evaluated (they may hold only constants)."""
-    table: dict[str, dict] = {}
-    for line in module.ast.defaults:
-        table.setdefault(line.op, {}).update({kw.name: kw for kw in line.kwargs})
-    return table
-
-
 class Elaborator:
     def __init__(self, program: Program, diags: Diagnostics, permissive: bool = False,
                  limits: dict[str, int] | None = None) -> None:
@@ -340,27 +332,22 @@ class Elaborator:
         self.diags.error(error.code, error.message, error.span, hint=error.hint,
                          notes=error.notes, labels=error.labels)
 
-    def _run_body(self, body, env: Env, is_net: bool = False) -> Any:
-        """Run statements; returns the value of `out` (or None if there was none)."""
-        result = None
+    def _run_body(self, body, env: Env, is_net: bool = False) -> None:
+        """Run statements, reporting each failure and poisoning what it would have bound.
+        Loop and `if` bodies run here too: they share their block's names, as in Python."""
         for stmt in body:
             try:
-                value = self._run_stmt(stmt, env, is_net)
+                self._run_stmt(stmt, env, is_net)
             except EvalError as error:
                 self._report(error)
                 self._poison(stmt, env)
                 if error.code == "E212":  # a failed `assert` stops its block: nothing after
                     env.values["<out>"] = UNKNOWN  # it may rely on the broken assumption
-                    return UNKNOWN
-                continue
+                    return
             except RecursionError:
                 self.diags.error("E211", "this statement nests too deeply to evaluate", stmt.span,
                                  hint="split it with intermediate names")
                 self._poison(stmt, env)
-                continue
-            if value is not None:
-                result = value
-        return result
 
     def _poison(self, stmt, env: Env) -> None:
         if isinstance(stmt, ast.Assign):
@@ -410,20 +397,10 @@ class Elaborator:
                 if decided is UNKNOWN:
                     return None
                 if self._truth(decided, cond.span):
-                    return self._run_nested(body, env, is_net)
-            return self._run_nested(stmt.orelse, env, is_net)
+                    return self._run_body(body, env, is_net)
+            return self._run_body(stmt.orelse, env, is_net)
         elif isinstance(stmt, ast.Assert):
             self._assert(stmt, env)
-        return None
-
-    def _run_nested(self, body, env: Env, is_net: bool):
-        """A loop or `if` body shares its block's names (no new scope, as in Python)."""
-        for stmt in body:
-            try:
-                self._run_stmt(stmt, env, is_net)
-            except EvalError as error:
-                self._report(error)
-                self._poison(stmt, env)
         return None
 
     def _run_for(self, stmt: ast.For, env: Env, is_net: bool) -> None:
@@ -435,7 +412,7 @@ class Elaborator:
                             stmt.iterable.span, hint="write `for i in 0..3` or `for n in [64, 128]`")
         for item in items:
             env.values[stmt.var] = item
-            self._run_nested(stmt.body, env, is_net)
+            self._run_body(stmt.body, env, is_net)
 
     def _assert(self, stmt: ast.Assert, env: Env) -> None:
         ok = self.eval(stmt.cond, env)

@@ -320,10 +320,6 @@ def render_mermaid(graph: Graph, depth: int | None = None, direction: str = "TB"
 
 # ---- images
 
-def have_dot() -> bool:
-    return shutil.which("dot") is not None
-
-
 def render_image(dot_source: str, fmt: str, timeout: float = 300) -> bytes:
     """SVG or PNG bytes from DOT text, through Graphviz's `dot`."""
     exe = shutil.which("dot")

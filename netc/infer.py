@@ -10,7 +10,7 @@ from __future__ import annotations
 from netc.diagnostics import Diagnostics
 from netc.ir import Graph
 from netc.ops import AUTO, OpSpec, check_value, kind_words, suggest
-from netc.shapes import Shape, ShapeError, format_shape
+from netc.shapes import Shape, ShapeError
 
 MAX_CHANNELS = 1 << 20
 

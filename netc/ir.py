@@ -6,7 +6,7 @@ lives on the node (`Node.inputs`), because a DiGraph's edges are unordered and c
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import networkx as nx
@@ -98,12 +98,3 @@ class Graph:
             assert self.g.in_degree(node.id) == len(set(node.inputs)), f"{node.id}: stray edge"
         for out in self.outputs:
             assert out in self.g, f"output {out} is not a node"
-
-    def dump(self) -> str:
-        """A jaxpr-like listing, one node per line."""
-        lines = [f"net {self.name}("
-                 + ", ".join(f"{i.name}: {format_shape(i.shape)}" for i in self.inputs) + ") {"]
-        lines += [f"  {node.describe()}" for node in self if node.op != "input"]
-        lines.append(f"  out {', '.join(self.outputs)}")
-        lines.append("}")
-        return "\n".join(lines)

@@ -46,7 +46,9 @@ class OpSpec:
     infer: Callable[[dict, list[Shape]], Shape]
     doc: str
     call: Callable[[dict, list[str], str], str]  # (args, input vars, module ref) -> expression
-    module: Callable[[dict, list[Shape]], str] | None = None  # constructor source, if it owns state
+    # constructor source, if the op owns state; `ins=None` leaves input sizes to PyTorch
+    # (nn.LazyConv2d, ...), which the mutation tests use as an oracle independent of netc
+    module: Callable[[dict, list[Shape] | None], str] | None = None
     cost: Callable[[dict, list[Shape], Shape], Cost] = lambda args, ins, out: Cost()
     variadic: bool = False  # takes any number (>= 2) of tensors: add, mul, cat
     # legal but suspicious uses: yields (code, message, hint) for warnings
@@ -203,7 +205,8 @@ def _conv_module(args, ins):
     padding = ph if ph == pw else [ph, pw]
     if args["padding"] == "same":
         padding = "same"
-    return (f"nn.Conv2d({ins[0][0]}, {args['out_channels']}, {lit(kernel)}"
+    head = "nn.LazyConv2d(" if ins is None else f"nn.Conv2d({ins[0][0]}, "
+    return (f"{head}{args['out_channels']}, {lit(kernel)}"
             + _kwargs([("stride", args["stride"], 1), ("padding", padding, 0),
                        ("dilation", args["dilation"], 1), ("groups", args["groups"], 1),
                        ("bias", args["bias"], True)]) + ")")
@@ -223,10 +226,12 @@ def _bn_infer(args, ins):
 
 
 def _bn_module(args, ins):
+    options = _kwargs([("eps", args["eps"], 1e-5), ("momentum", args["momentum"], 0.1),
+                       ("affine", args["affine"], True)])
+    if ins is None:
+        return f"nn.LazyBatchNorm2d({options.removeprefix(', ')})"
     cls = "BatchNorm2d" if len(ins[0]) == 3 else "BatchNorm1d"
-    return (f"nn.{cls}({ins[0][0]}" + _kwargs([("eps", args["eps"], 1e-5),
-                                               ("momentum", args["momentum"], 0.1),
-                                               ("affine", args["affine"], True)]) + ")")
+    return f"nn.{cls}({ins[0][0]}{options})"
 
 
 def _bn_cost(args, ins, out):
@@ -257,7 +262,8 @@ def _linear_warnings(args, ins):
 
 
 def _linear_module(args, ins):
-    return (f"nn.Linear({ins[0][-1]}, {args['out_features']}"
+    head = "nn.LazyLinear(" if ins is None else f"nn.Linear({ins[0][-1]}, "
+    return (f"{head}{args['out_features']}"
             + _kwargs([("bias", args["bias"], True)]) + ")")
 
 

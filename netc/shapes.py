@@ -6,7 +6,6 @@ nothing here imports torch.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 Shape = tuple[int, ...]
@@ -90,6 +89,3 @@ def broadcast(shapes: list[Shape], verb: str) -> Shape:
                              hint="the operands were downsampled differently; check strides")
     return tuple(result)
 
-
-def elements(shape: Shape) -> int:
-    return math.prod(shape)

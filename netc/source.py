@@ -6,7 +6,6 @@ can use it without import cycles.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +35,6 @@ class SourceFile:
 
     path: str  # as the user should read it (relative when it was given relative)
     text: str
-
-    @classmethod
-    def read(cls, path: str | Path) -> "SourceFile":
-        return cls(str(path), Path(path).read_text(encoding="utf-8"))
 
     def line_text(self, line: int) -> str:
         lines = self.text.splitlines()
