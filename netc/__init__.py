@@ -9,11 +9,7 @@
 """
 from __future__ import annotations
 
-from netc.api import build, check, compile, generate_source
-# `netc.summary` is the module of the summary table, and calling it calls
-# `netc.api.summary(spec, **params)` (a package attribute and a submodule cannot otherwise
-# share the name: importing the submodule rebinds the attribute)
-from netc import summary
+from netc.api import build, check, compile, generate_source, summary
 from netc.diagnostics import Diagnostic, NetcError, Severity
 
 __all__ = ["build", "check", "compile", "generate_source", "summary", "Diagnostic", "NetcError",

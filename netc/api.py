@@ -47,8 +47,8 @@ def summary(spec: str | Path, *, input_shape: tuple[int, ...] | None = None,
             net: str | None = None, depth: int | None = None, batch_size: int = 1,
             **params: Any):
     """Shapes, params, MACs, receptive fields and the minimum input size, computed
-    statically: a `netc.summary.Summary` whose `str()` is the table (raises NetcError)."""
-    from netc.summary import Summary
+    statically: a `netc.report.Summary` whose `str()` is the table (raises NetcError)."""
+    from netc.report import Summary
 
     compiled = _compiled_or_raise(spec, params, input_shape, net)
     return Summary(compiled.graph, spec=str(spec), depth=depth, batch_size=batch_size)

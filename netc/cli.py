@@ -183,7 +183,7 @@ def _write_torch_artifact(code, graph, fmt: str, out: Path) -> None:
 
 
 def cmd_summary(args) -> int:
-    from netc.summary import Summary
+    from netc.report import Summary
 
     compiled = _compile_one(args)
     if not compiled.ok:

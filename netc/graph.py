@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from netc.analysis import analyse
 from netc.ir import Graph, Node
 from netc.shapes import Multi, format_shape
-from netc.summary import describe_op
+from netc.report import describe_op
 
 TEXT_FORMATS = {"dot": (".dot", ".gv"), "mermaid": (".mmd", ".mermaid")}
 IMAGE_FORMATS = {"svg": (".svg",), "png": (".png",)}

@@ -169,11 +169,12 @@ def test_spec_errors_and_usage(capsys, tmp_path):
 
 
 def test_python_api_returns_the_numbers():
-    import netc.summary as module  # the module of the table, callable as the API function
     from netc import summary as function
-    from netc.summary import Summary
-    assert module is function is netc.summary and module.Summary is Summary
+    from netc.api import summary as api_function
+    from netc.report import Summary
+    assert function is api_function is netc.summary
     summary = netc.summary(SPECS / "resnet18.net", num_classes=10)
+    assert isinstance(summary, Summary)
     assert summary.params == 11689512 - 513000 + 5130
     assert summary.output_shape == (10,)
     assert summary.node("maxpool").rf == (11, 11)

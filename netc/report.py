@@ -17,8 +17,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
-import types
 from dataclasses import dataclass, field
 
 from netc.analysis import GLOBAL, Analysis, NodeStats, analyse, human
@@ -470,16 +468,3 @@ def _node_json(n: NodeStats) -> dict:
             "jump": list(n.jump) if n.jump else None,
             "rf_start": list(n.rf_start) if n.rf_start else None,
             "rf_local": _rf_json(n.rf_local), "rf_min": _rf_json(n.rf_min)}
-
-
-class _CallableModule(types.ModuleType):
-    """`netc.summary(spec, **params)` calls `netc.api.summary`: the function and this module
-    share the name `netc.summary`, which a package cannot otherwise give to both."""
-
-    def __call__(self, spec, **kwargs) -> Summary:
-        from netc.api import summary
-
-        return summary(spec, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
