@@ -12,7 +12,7 @@ from netc.diagnostics import Diagnostic, NetcError
 def compile(spec: str | Path, *, input_shape: tuple[int, ...] | None = None,
             net: str | None = None, **params: Any) -> Compiled:
     """Parse, elaborate and type a spec; the result holds the graph and all diagnostics."""
-    return compile_spec(spec, {k: _plain(v) for k, v in params.items()},
+    return compile_spec(spec, {k: from_config(v) for k, v in params.items()},
                         input_shape=input_shape, net=net)
 
 
@@ -20,11 +20,11 @@ def check(spec: str | Path, *, input_shape: tuple[int, ...] | None = None,
           net: str | None = None, **params: Any) -> list[Diagnostic]:
     """Every diagnostic for the spec (errors and warnings); valid when none is an error
     (the shipped specs give an empty list)."""
-    plain = {k: _plain(v) for k, v in params.items()}
+    plain = {k: from_config(v) for k, v in params.items()}
     return list(compile_spec(spec, plain, input_shape=input_shape, net=net).diagnostics)
 
 
-def _plain(value: Any) -> Any:
+def from_config(value: Any) -> Any:
     """OmegaConf lists and dicts (from a Hydra config: `_target_: netc.build`) as Python's."""
     if type(value).__module__.startswith("omegaconf"):
         from omegaconf import OmegaConf
@@ -34,9 +34,9 @@ def _plain(value: Any) -> Any:
 
 
 def _compiled_or_raise(spec, params, input_shape=None, net=None) -> Compiled:
-    params = {key: _plain(value) for key, value in params.items()}
+    params = {key: from_config(value) for key, value in params.items()}
     if input_shape is not None:
-        input_shape = tuple(_plain(input_shape))
+        input_shape = tuple(from_config(input_shape))
     compiled = compile_spec(spec, params, input_shape=input_shape, net=net)
     if not compiled.ok:
         raise NetcError(compiled.diagnostics, compiled.sources)

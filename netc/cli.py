@@ -154,11 +154,9 @@ def cmd_build(args) -> int:
     graph = compiled.graph
     out = Path(args.output) if args.output else Path.cwd() / (Path(args.spec).stem + FORMATS[args.format])
     code = emit_module(graph, Path(args.spec).name)
-    if args.format == "py":
-        from netc.load import atomic_write
-        atomic_write(out, lambda temp: Path(temp).write_text(code.src, encoding="utf-8"))
-    else:
-        _write_torch_artifact(code, graph, args.format, out)
+    from netc.load import load_class, write_artifact
+
+    write_artifact(load_class(code, graph.name)().eval(), code, graph, args.format, out)
     t = totals(graph)
     shapes, outs = _signature(graph)
     print(f"built {graph.name} from {args.spec}")
@@ -168,18 +166,6 @@ def cmd_build(args) -> int:
     print(f"  MACs     {t.macs:,} ({human(t.macs)})")
     print(f"  wrote    {out} ({args.format})")
     return EXIT_OK
-
-
-def _write_torch_artifact(code, graph, fmt: str, out: Path) -> None:
-    import torch
-    from netc.load import load_class, save_export, save_torchscript
-
-    module = load_class(code, graph.name)().eval()
-    if fmt == "torchscript":
-        save_torchscript(module, out)
-    else:
-        example = tuple(torch.zeros(1, *i.shape) for i in graph.inputs)
-        save_export(module, example, out)
 
 
 def cmd_summary(args) -> int:

@@ -67,3 +67,15 @@ def save_torchscript(module: torch.nn.Module, path: Path) -> None:
 def save_export(module: torch.nn.Module, example_inputs: tuple, path: Path) -> None:
     exported = torch.export.export(module.eval(), example_inputs)
     atomic_write(path, lambda temp: torch.export.save(exported, temp))
+
+
+def write_artifact(module: torch.nn.Module, code: PythonCode, graph, fmt: str, path: Path) -> None:
+    """One built net as `fmt`: torchscript, export (torch.export with a zero example
+    input) or py (the generated source); written atomically."""
+    if fmt == "py":
+        atomic_write(path, lambda temp: Path(temp).write_text(code.src, encoding="utf-8"))
+    elif fmt == "torchscript":
+        save_torchscript(module, path)
+    else:
+        example = tuple(torch.zeros(1, *i.shape) for i in graph.inputs)
+        save_export(module, example, path)

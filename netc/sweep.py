@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netc.api import from_config
+
 CONFIG_NAME = "netc_sweep"
 RESULT_FILE = "result.json"
 VARIANTS_FILE = "variants.json"
@@ -291,14 +293,6 @@ class Check:
     options: dict = field(default_factory=dict)  # artifact, measure, bench (validated)
 
 
-def _plain(value):
-    from omegaconf import OmegaConf
-
-    if OmegaConf.is_config(value):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
-
-
 def _base_dir() -> Path:
     """Where relative spec paths are read from: the directory netc sweep ran in."""
     try:
@@ -381,7 +375,7 @@ def _options(cfg, problems: list[str]) -> dict:
         measure = "none"
     if measure not in MEASURES:
         problems.append(f"measure: expected one of {', '.join(MEASURES)}, got {measure!r}")
-    bench = {**BENCH_DEFAULTS, **(_plain(cfg.get("bench")) or {})}
+    bench = {**BENCH_DEFAULTS, **(from_config(cfg.get("bench")) or {})}
     for key, value in bench.items():
         if key == "train":
             if not isinstance(value, bool):
@@ -426,7 +420,7 @@ def check_variant(cfg) -> Check:
         if OmegaConf.is_missing(cfg, key):
             problems.append(f"`{key}` has no default in the spec: give it, e.g. {key}=...")
             continue
-        value = _plain(cfg[key])
+        value = from_config(cfg[key])
         if value is None or (key == first_input and input_value is not None):
             continue
         converted = _netc_param(key, value, problems)
@@ -434,13 +428,13 @@ def check_variant(cfg) -> Check:
             params[key] = converted
     input_shape = None
     if input_value is not None:
-        input_value = _plain(input_value)
+        input_value = from_config(input_value)
         if first_input is None:
             problems.append("input: the spec's net declares no input")
         else:
             default = info.inputs.get(first_input)
             channels = default[0] if isinstance(default, list) and len(default) == 3 else None
-            own = _plain(cfg.get(first_input)) if first_input in cfg else None
+            own = from_config(cfg.get(first_input)) if first_input in cfg else None
             if isinstance(own, list) and len(own) == 3 and isinstance(own[0], int):
                 channels = own[0]
             if channels is None:  # a computed input shape: compile once to read it
@@ -545,6 +539,7 @@ def evaluate_variant(cfg, out_dir: Path) -> dict:
     if opts["artifact"] is None and opts["measure"] == "none":
         return row
     from netc.api import lower
+    from netc.load import write_artifact
 
     graph = check.compiled.graph
     module, code = lower(check.compiled)
@@ -555,20 +550,6 @@ def evaluate_variant(cfg, out_dir: Path) -> dict:
     if opts["measure"] == "latency":
         row.update(measure(module, graph, opts["bench"]))
     return row
-
-
-def write_artifact(module, code, graph, fmt: str, path: Path) -> None:
-    from netc.load import atomic_write, save_export, save_torchscript
-
-    if fmt == "py":
-        atomic_write(path, lambda temp: Path(temp).write_text(code.src, encoding="utf-8"))
-    elif fmt == "torchscript":
-        save_torchscript(module, path)
-    else:
-        import torch
-
-        example = tuple(torch.zeros(1, *i.shape) for i in graph.inputs)
-        save_export(module, example, path)
 
 
 @contextlib.contextmanager
