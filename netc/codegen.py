@@ -1,18 +1,28 @@
-"""lower: the typed graph -> Python source of an `nn.Module` (as torch.fx does it).
+"""lower: the typed graph -> Python source of a tree of `nn.Module`s (as torch.fx emits code).
 
-The result is plain code a person could have written: `__init__` creates each submodule
-under its qualified name (so state_dict keys are exactly the spec's names) and `forward`
-is straight-line, one statement per node, each commented with the spec line it comes from.
-Nothing here imports torch: the source is text until `netc.load` executes it.
+The result is plain code a person could have written, shaped like torchvision's models:
+
+- every named block application (`layer1.0`, a `Bottleneck`) is a submodule whose class is
+  named after the block and has its own straight-line `forward`;
+- a labelled sequence whose items feed one another (`layer1`, `downsample`) is an
+  `nn.Sequential`, so it can be indexed, sliced and iterated;
+- the net's class creates every layer under its qualified name in `__init__` (so state_dict
+  keys are exactly the spec's names) and its `forward` calls the top-level blocks.
+
+A naming level that is not one tensor in, one tensor out (a dotted label used from two
+places, a block that leaks an intermediate) stays a plain container, its layers called from
+the enclosing `forward`. Nothing here imports torch: the source is text until `netc.load`
+executes it, and no text from the spec or the filesystem reaches it unescaped.
 """
 from __future__ import annotations
 
 import builtins
 import keyword
+import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from netc.ir import Graph, Node
+from netc.ir import Graph, Node, Region
 from netc.ops import OPS
 
 _RESERVED = {"self", "torch", "nn", "F", "Tensor", "List", "_add_submodule"}
@@ -22,7 +32,9 @@ _RESERVED = {"self", "torch", "nn", "F", "Tensor", "List", "_add_submodule"}
 class PythonCode:
     src: str
     class_name: str
-    variables: dict[str, str]  # node id -> the local variable holding its value in `forward`
+    # node id -> where its value lives: (submodule path, local variable of that submodule's
+    # `forward`), or (the node's own layer path, "") for an item of an `nn.Sequential`
+    variables: dict[str, tuple[str, str]]
 
 
 class Namespace:
@@ -30,18 +42,14 @@ class Namespace:
     - each node id gets one name, and each name is used once;
     - names are valid identifiers that shadow no keyword, builtin or generated global."""
 
-    def __init__(self) -> None:
+    def __init__(self, reserved=()) -> None:
         self._by_id: dict[str, str] = {}
-        self._used: set[str] = set(_RESERVED)
+        self._used: set[str] = set(_RESERVED) | set(reserved)
 
-    def name(self, node_id: str) -> str:
+    def name(self, node_id: str, hint: str | None = None) -> str:
         if node_id in self._by_id:
             return self._by_id[node_id]
-        base = re.sub(r"\W", "_", node_id.replace(".", "_")) or "v"
-        if base[0].isdigit():
-            base = f"_{base}"
-        if keyword.iskeyword(base) or hasattr(builtins, base):
-            base = f"{base}_"
+        base = _identifier(hint if hint is not None else node_id)
         candidate, counter = base, 0
         while candidate in self._used:
             counter += 1
@@ -51,15 +59,24 @@ class Namespace:
         return candidate
 
 
+def _identifier(text: str) -> str:
+    base = re.sub(r"\W", "_", text.replace(".", "_")) or "v"
+    if base[0].isdigit():
+        base = f"_{base}"
+    if keyword.iskeyword(base) or hasattr(builtins, base):
+        base = f"{base}_"
+    return base
+
+
 def module_ref(path: str, root: str = "self") -> str:
     """`layer1.0.conv1` as an attribute chain TorchScript accepts:
-    `getattr(self.layer1, "0").conv1`."""
+    `getattr(self.layer1, '0').conv1` (parts that are not identifiers are quoted by repr)."""
     expr = root
     for part in path.split("."):
         if part.isidentifier() and not keyword.iskeyword(part):
             expr = f"{expr}.{part}"
         else:
-            expr = f'getattr({expr}, "{part}")'
+            expr = f"getattr({expr}, {part!r})"
     return expr
 
 
@@ -78,7 +95,8 @@ import torch.nn.functional as F
 
 
 def _add_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
-    """Register `module` at a dotted path, creating the empty parents (`layer1`, `layer1.0`)."""
+    """Register `module` at a dotted path below `root` (its parents exist already, or are
+    plain containers created here)."""
     *parents, leaf = path.split(".")
     for part in parents:
         if part not in root._modules:
@@ -89,86 +107,380 @@ def _add_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
 '''
 
 
-def emit_module(graph: Graph, spec_name: str = "spec", lazy: bool = False) -> PythonCode:
-    """The module's full source. Node names are validated identifiers and indices, and
-    arguments are checked numbers and booleans, so spec text cannot inject code.
+# ---- the module tree
+
+@dataclass(eq=False)
+class Scope:
+    """One submodule with its own code: the net itself (path "") or a region."""
+
+    path: str
+    region: Region | None
+    parent: "Scope | None" = None
+    children: list["Scope"] = field(default_factory=list)
+    members: list[Node] = field(default_factory=list)  # nodes computed directly here
+    inputs: list[str] = field(default_factory=list)  # node ids its `forward` takes
+    output: str | None = None
+    sequential: bool = False
+
+    @property
+    def first(self) -> float:
+        """Its place among its parent's statements: just before its first node."""
+        return self.region.first + 0.5 if self.region else 0
+
+    def relative(self, path: str) -> str:
+        return path[len(self.path) + 1:] if self.path else path
+
+    def within(self, other: "Scope") -> bool:
+        scope = self
+        while scope is not None and scope is not other:
+            scope = scope.parent
+        return scope is other
+
+    def items(self) -> list:
+        """Members and child scopes in creation order (a topological order of the graph)."""
+        keyed = [(n.order, 0, n) for n in self.members] + [(c.first, 1, c) for c in self.children]
+        return [item for *_, item in sorted(keyed, key=lambda k: (k[0], k[1]))]
+
+
+def build_scopes(graph: Graph) -> tuple[Scope, dict[str, Scope]]:
+    """The module tree: the net's scope, and for every node the scope that computes it."""
+    nodes = graph.topo_order()
+    root = Scope("", None, inputs=[i.name for i in graph.inputs])
+    by_path = {"": root}
+    for region in sorted(_valid_regions(graph, nodes),
+                         key=lambda r: (r.first, -r.last, r.path.count("."))):
+        parent = _innermost(by_path, tuple(region.path.split("."))[:-1])
+        scope = Scope(region.path, region, parent, output=region.output)
+        parent.children.append(scope)
+        by_path[region.path] = scope
+    owner: dict[str, Scope] = {}
+    for node in nodes:
+        if node.op != "input":
+            scope = _innermost(by_path, node.scope)
+            scope.members.append(node)
+            owner[node.id] = scope
+    regions = [scope for scope in by_path.values() if scope.region is not None]
+    for scope in regions:
+        scope.inputs = _external_inputs(scope, owner)
+    for scope in regions:
+        scope.sequential = _is_chain(scope)
+    return root, owner
+
+
+def _innermost(by_path: dict[str, Scope], prefix: tuple[str, ...]) -> Scope:
+    for length in range(len(prefix), 0, -1):
+        scope = by_path.get(".".join(prefix[:length]))
+        if scope is not None:
+            return scope
+    return by_path[""]
+
+
+def _valid_regions(graph: Graph, nodes: list[Node]) -> list[Region]:
+    """The regions that can be a submodule with a `forward`: one path each, exactly the
+    nodes created while applying it, its result the only value read outside it."""
+    paths = [r.path for r in graph.regions]
+    valid = []
+    for region in graph.regions:
+        if paths.count(region.path) > 1 or region.path in graph:
+            continue
+        parts = tuple(region.path.split("."))
+        inside = [n for n in nodes if n.scope[:len(parts)] == parts and n.op != "input"]
+        created = [n for n in nodes if region.first < n.order <= region.last]
+        if not inside or {n.id for n in inside} != {n.id for n in created}:
+            continue
+        ids = {n.id for n in inside}
+        leaks = [n for n in inside if n.id != region.output and (
+            n.id in graph.outputs or any(c.id not in ids for c in graph.consumers(n.id)))]
+        if region.output in ids and not leaks:
+            valid.append(region)
+    return valid
+
+
+def _external_inputs(scope: Scope, owner: dict[str, Scope]) -> list[str]:
+    """The values its nodes read from outside it: its input first, then in creation order."""
+    inputs = [scope.region.input]
+    for node in _subtree_nodes(scope):
+        for producer in node.inputs:
+            source = owner.get(producer)
+            if (source is None or not source.within(scope)) and producer not in inputs:
+                inputs.append(producer)
+    return inputs
+
+
+def _subtree_nodes(scope: Scope) -> list[Node]:
+    nodes = list(scope.members)
+    for child in scope.children:
+        nodes += _subtree_nodes(child)
+    return sorted(nodes, key=lambda n: n.order)
+
+
+def _is_chain(scope: Scope) -> bool:
+    """Whether a labelled sequence can be an `nn.Sequential`: each item a layer or block fed
+    by the item before it, named by its place (or label) in the sequence."""
+    if scope.region.kind != "sequence" or len(scope.inputs) != 1:
+        return False
+    previous = scope.region.input
+    for item in scope.items():
+        if isinstance(item, Scope):
+            if item.inputs != [previous]:
+                return False
+            previous = item.output
+        else:
+            op = OPS[item.op]
+            if "." in scope.relative(item.id) or item.inputs != (previous,) or \
+                    not (op.has_module or op.layer):
+                return False
+            previous = item.id
+    return previous == scope.output
+
+
+# ---- in place, only where provably safe
+
+# ops whose result shares its input's storage (a view, or the tensor itself: dropout in eval)
+_VIEWS = {"identity", "flatten", "reshape", "split", "getitem", "dropout"}
+# views whose results autograd forbids modifying in place (several views of one tensor)
+_MULTI_VIEWS = {"split", "getitem"}
+# producers whose backward needs neither their output nor a value that aliases it
+_OUTPUT_NOT_SAVED = {"conv", "bn", "linear", "add", "cat", "mul"}
+_INPLACE_ACTIVATIONS = {"relu": "F.relu({}, inplace=True)", "relu6": "F.relu6({}, inplace=True)"}
+
+
+def plan_inplace(graph: Graph, owner: dict[str, Scope]) -> set[str]:
+    """The nodes that may overwrite their (first) input: an activation, or an add into its
+    first operand (as torchvision's `out += identity`). Safe when the storage they overwrite
+    is read by nobody else, directly or through a view; no value in its alias chain is kept
+    for backward, is a net output, or a net or submodule input (a caller's tensor)."""
+    chain_of: dict[str, list[Node]] = {}  # value -> the nodes whose storage it is, oldest first
+    inplace: set[str] = set()
+    for node in graph.topo_order():
+        if node.op == "input":
+            chain_of[node.id] = [node]
+            continue
+        if node.id not in owner:
+            continue
+        if node.op in _INPLACE_ACTIVATIONS or node.op == "add":
+            if _may_overwrite(graph, node, chain_of, owner):
+                inplace.add(node.id)
+                chain_of[node.id] = chain_of[node.inputs[0]] + [node]
+                continue
+        if node.op in _VIEWS:
+            chain_of[node.id] = chain_of[node.inputs[0]] + [node]
+        else:
+            chain_of[node.id] = [node]
+    return inplace
+
+
+def _may_overwrite(graph: Graph, node: Node, chain_of: dict, owner: dict) -> bool:
+    target = node.inputs[0]
+    chain = chain_of[target]
+    if node.op == "add":
+        others = {n.id for other in node.inputs[1:] for n in chain_of[other]}
+        if len(node.inputs) < 2 or others & {n.id for n in chain} or \
+                graph.node(target).shape != node.shape:
+            return False  # broadcasting into the target, or adding a tensor to itself
+    for position, link in enumerate(chain):
+        readers = graph.consumers(link.id)
+        successor = chain[position + 1].id if position + 1 < len(chain) else node.id
+        if [r.id for r in readers] != [successor] or link.id in graph.outputs:
+            return False
+        if list(graph.node(successor).inputs).count(link.id) != 1:
+            return False
+        if link.op == "input" or link.op in _MULTI_VIEWS:
+            return False
+        if link.op not in _VIEWS and link.op not in _OUTPUT_NOT_SAVED:
+            return False
+        if not owner[link.id].within(owner[node.id]):
+            return False  # it came in through a submodule's forward: the caller's tensor
+    return True
+
+
+# ---- emission
+
+def emit_module(graph: Graph, spec_name: str = "spec", lazy: bool = False,
+                inplace: bool = True) -> PythonCode:
+    """The module tree's full source. Node names are validated identifiers and indices,
+    arguments are checked numbers and booleans, and paths and names are written with `repr`,
+    so spec text cannot inject code.
 
     `lazy=True` leaves input sizes to PyTorch (`nn.LazyConv2d`, ...): the mutation tests use
-    it as an oracle that does not trust netc's shapes."""
-    names = Namespace()
-    class_name = class_name_for(graph.name)
-    nodes = graph.topo_order()
-    inputs = [names.name(i.name) for i in graph.inputs]
-    # the doc comment becomes the docstring: no backslash of the spec's survives, and every
-    # quote is escaped, so the text cannot end the string early
-    doc = (graph.doc or f"The `{graph.name}` net.").replace("\\", "/").replace('"', '\\"')
-    doc = doc.replace("\n", "\n    ")  # continuation lines indented like the class body
-    lines = [_HEADER.format(spec=spec_name), f"class {class_name}(nn.Module):",
-             f'    """{doc}"""', "", "    def __init__(self) -> None:",
-             "        super().__init__()"]
-    for node in nodes:
-        if node.module:
-            constructor = emit_constructor(graph, node, lazy)
-            lines.append(f"        _add_submodule(self, {node.module!r}, {constructor})"
-                         f"  # {_where(node)}")
-    signature = ", ".join(f"{n}: torch.Tensor" for n in inputs)
-    lines += ["", f"    def forward(self, {signature}) -> torch.Tensor:"]
-    dead_after = last_uses(graph, nodes)
-    for node in nodes:
-        if node.op == "input":
-            continue
-        freed = dead_after.get(node.id)
-        statement = emit_statement(node, names, graph, inplace=can_run_inplace(graph, node, freed))
-        if freed:  # drop values nobody reads again, so memory is reused (as torch.fx does)
-            statement += f";  {' = '.join(names.name(f) for f in freed)} = None"
-        lines.append(f"        {statement}  # {_where(node)}")
-    outputs = ", ".join(names.name(o) for o in graph.outputs)
-    lines.append(f"        return {outputs}")
-    variables = {node.id: names.name(node.id) for node in nodes}
-    return PythonCode("\n".join(lines) + "\n", class_name, variables)
+    it as an oracle that does not trust netc's shapes. `inplace=False` runs nothing in place:
+    the naive lowering the in-place property tests compare against."""
+    root, owner = build_scopes(graph)
+    emitter = _Emitter(graph, owner, plan_inplace(graph, owner) if inplace else set(), lazy,
+                       spec_name)
+    class_name = emitter.classes.reserve(class_name_for(graph.name))
+    body = emitter.forward_class(root, class_name, emitter.net_doc(), emitter.init_lines(root))
+    header = _HEADER.format(spec=_comment_text(os.path.basename(str(spec_name))))
+    src = "\n".join([header, *emitter.class_sources,
+                     body]) + "\n"
+    return PythonCode(src, class_name, emitter.variables)
 
 
-def last_uses(graph: Graph, nodes: list[Node]) -> dict[str, list[str]]:
-    """For each node, the values whose last reader it is (graph outputs live to the end)."""
-    last_reader: dict[str, str] = {}
-    for node in nodes:
-        for producer in node.inputs:
-            last_reader[producer] = node.id
-    dead_after: dict[str, list[str]] = {}
-    for value, reader in last_reader.items():
-        if value not in graph.outputs:
-            dead_after.setdefault(reader, []).append(value)
-    return {reader: sorted(set(values), key=values.index) for reader, values in dead_after.items()}
+class _ClassNames:
+    def __init__(self) -> None:
+        self._used = set(_RESERVED)
+
+    def reserve(self, name: str) -> str:
+        candidate, counter = name, 0
+        while candidate in self._used or keyword.iskeyword(candidate) or \
+                hasattr(builtins, candidate):
+            counter += 1
+            candidate = f"{name}_{counter}"
+        self._used.add(candidate)
+        return candidate
 
 
-def _where(node: Node) -> str:
-    return f"{node.span.file}:{node.span.line}"
+class _Emitter:
+    def __init__(self, graph: Graph, owner: dict[str, Scope], inplace: set[str], lazy: bool,
+                 spec_name: str):
+        self.graph, self.owner, self.inplace, self.lazy = graph, owner, inplace, lazy
+        # spec locations are written relative to the spec's directory: a generated file holds
+        # no path of the machine that built it
+        self.spec_dir = os.path.dirname(os.path.abspath(graph.spec_path or spec_name))
+        self.classes = _ClassNames()
+        self.class_sources: list[str] = []
+        self._by_body: dict[tuple[str, str], str] = {}
+        self.variables: dict[str, tuple[str, str]] = {}
+
+    def net_doc(self) -> str:
+        return self.graph.doc or f"The `{self.graph.name}` net."
+
+    # -- __init__ of the net: every container and layer at its path, in creation order
+
+    def init_lines(self, root: Scope) -> list[str]:
+        entries = []
+        self._collect_init(root, entries)
+        entries.sort(key=lambda entry: entry[0])
+        return [line for _, line in entries]
+
+    def _collect_init(self, scope: Scope, entries: list) -> None:
+        for child in scope.children:
+            constructor = "nn.Sequential()" if child.sequential else f"{self.class_of(child)}()"
+            entries.append((child.first, f"_add_submodule(self, {child.path!r}, {constructor})"
+                                         f"  # {self.where(child.region)}"))
+            self._collect_init(child, entries)
+        for node in scope.members:
+            if scope.sequential:  # computed by its own layer, seen by a hook at its path
+                self.variables[node.id] = (node.id, "")
+            constructor = self.constructor(node, scope)
+            if constructor:
+                path = node.module or node.id
+                entries.append((node.order, f"_add_submodule(self, {path!r}, {constructor})"
+                                            f"  # {self.where(node)}"))
+
+    def constructor(self, node: Node, scope: Scope) -> str | None:
+        op = OPS[node.op]
+        if op.has_module:
+            in_shapes = None if self.lazy else [self.graph.node(i).shape for i in node.inputs]
+            return op.module(node.args, in_shapes)
+        if scope.sequential:  # a parameter-free item of an nn.Sequential is a layer too
+            return op.layer(node.args, node.id in self.inplace)
+        return None
+
+    # -- classes with a forward
+
+    def class_of(self, scope: Scope) -> str:
+        """The class of a block's (or an unchainable sequence's) submodule. Applications
+        with the same code share a class; a block whose applications differ (one has a
+        projection shortcut) gets a class per form, each named after the block."""
+        display = scope.region.name or "Sequence"
+        doc = scope.region.doc or (f"The `{display}` block." if scope.region.name else
+                                   "A labelled sequence whose items do not simply chain.")
+        body = self.forward_lines(scope)
+        key = (display, "\n".join(body))
+        if key not in self._by_body:
+            name = self.classes.reserve(class_name_for(display))
+            source = self.forward_class(scope, name, doc, None, body)
+            if name != display:
+                source += (f"\n\n\n{name}.__name__ = {display!r}  # another form of {display}"
+                           f" (its forward differs), shown under the block's name")
+            self.class_sources.append(source + "\n\n")
+            self._by_body[key] = name
+        return self._by_body[key]
+
+    def forward_class(self, scope: Scope, name: str, doc: str, init: list[str] | None,
+                      body: list[str] | None = None) -> str:
+        body = body if body is not None else self.forward_lines(scope)
+        lines = [f"class {name}(nn.Module):", f'    """{_docstring(doc)}"""', ""]
+        if init is not None:
+            lines += ["    def __init__(self) -> None:", "        super().__init__()"]
+            lines += [f"        {line}" for line in init] + [""]
+        return "\n".join(lines + body)
+
+    def forward_lines(self, scope: Scope) -> list[str]:
+        names = Namespace()
+        local: dict[str, str] = {}  # value -> its variable in this forward
+        params = []
+        for index, value in enumerate(scope.inputs):
+            hint = value if scope.region is None else ("x" if index == 0 else
+                                                        value.rsplit(".", 1)[-1])
+            local[value] = names.name(value, hint)
+            if scope.region is None:
+                self.variables[value] = ("", local[value])
+            params.append(f"{local[value]}: torch.Tensor")
+        items = scope.items()
+        statements: list[tuple[str, list[str], str]] = []  # (code, values read, comment)
+        for item in items:
+            if isinstance(item, Scope):
+                target = names.name(item.output, _identifier(scope.relative(item.path)))
+                call = f"{module_ref(scope.relative(item.path))}({', '.join(local[v] for v in item.inputs)})"
+                statements.append((f"{target} = {call}", list(item.inputs), self.where(item.region)))
+                local[item.output] = target
+            else:
+                local[item.id] = names.name(item.id, scope.relative(item.id))
+                self.variables[item.id] = (scope.path, local[item.id])
+                statements.append((self.statement(item, scope, local), list(item.inputs),
+                                   self.where(item)))
+        lines = [f"    def forward(self, {', '.join(params)}) -> torch.Tensor:"]
+        results = [scope.output] if scope.region else list(self.graph.outputs)
+        for code, freed, comment in _free_dead_values(statements, results, local):
+            lines.append(f"        {code}  # {comment}")
+        lines.append(f"        return {', '.join(local[v] for v in results)}")
+        return lines
+
+    def statement(self, node: Node, scope: Scope, local: dict[str, str]) -> str:
+        op = OPS[node.op]
+        args = [local[i] for i in node.inputs]
+        target = local[node.id]
+        if node.id in self.inplace:
+            if node.op == "add":
+                return f"{target} = {args[0]}" + "".join(f".add_({a})" for a in args[1:])
+            return f"{target} = {_INPLACE_ACTIVATIONS[node.op].format(args[0])}"
+        module = module_ref(scope.relative(node.module)) if node.module else ""
+        in_shapes = [self.graph.node(i).shape for i in node.inputs]
+        return f"{target} = {op.call(node.args, args, module, in_shapes)}"
+
+    def where(self, item) -> str:
+        """`'lib/resnet.net':19`: the spec line, its path relative to the spec and quoted,
+        so a file name cannot end the comment (it holds no newline, and no machine's paths)."""
+        path = os.path.relpath(os.path.abspath(str(item.span.file)), self.spec_dir)
+        return f"{_comment_text(path)}:{item.span.line}"
 
 
-def emit_constructor(graph: Graph, node: Node, lazy: bool = False) -> str:
-    in_shapes = None if lazy else [graph.node(i).shape for i in node.inputs]
-    return OPS[node.op].module(node.args, in_shapes)
+def _free_dead_values(statements, results, local):
+    """Each statement with `v = None` for the values nobody reads again, so memory is reused
+    as the forward goes (torch.fx does the same)."""
+    last_reader: dict[str, int] = {}
+    for index, (_, reads, _) in enumerate(statements):
+        for value in reads:
+            last_reader[value] = index
+    out = []
+    for index, (code, reads, comment) in enumerate(statements):
+        dead = [v for v in dict.fromkeys(reads) if last_reader[v] == index and v not in results]
+        if dead:
+            code += f";  {' = '.join(local[v] for v in dead)} = None"
+        out.append((code, dead, comment))
+    return out
 
 
-# Activations that may overwrite their input, and the producers whose backward does not
-# need their own output (so overwriting it is safe under autograd, as torchvision does).
-_INPLACE_CALLS = {"relu": "F.relu({}, inplace=True)", "relu6": "F.relu6({}, inplace=True)"}
-_INPLACE_SAFE_PRODUCERS = {"conv", "bn", "linear", "add"}
+def _comment_text(text: str) -> str:
+    """Text for a `#` comment: `repr` escapes newlines and control characters, so it cannot
+    end the comment and start code."""
+    return repr(str(text))
 
 
-def can_run_inplace(graph: Graph, node: Node, freed: list[str] | None) -> bool:
-    """Whether `node` may overwrite its input: an activation whose input nobody reads again,
-    produced by an op that does not save its output for backward."""
-    if node.op not in _INPLACE_CALLS or not freed or node.inputs[0] not in freed:
-        return False
-    return graph.node(node.inputs[0]).op in _INPLACE_SAFE_PRODUCERS
-
-
-def emit_statement(node: Node, names: Namespace, graph: Graph, inplace: bool = False) -> str:
-    op = OPS[node.op]
-    args = [names.name(i) for i in node.inputs]
-    module = module_ref(node.module) if node.module else ""
-    target = names.name(node.id)
-    if inplace:
-        return f"{target} = {_INPLACE_CALLS[node.op].format(args[0])}"
-    return f"{target} = {op.call(node.args, args, module)}"
+def _docstring(text: str) -> str:
+    """Doc text inside `\"\"\"...\"\"\"`: no backslash survives and every quote is escaped,
+    so the text cannot end the string early; continuation lines indented like the body."""
+    text = text.replace("\\", "/").replace('"', '\\"')
+    return text.replace("\r", " ").replace("\n", "\n    ")

@@ -86,6 +86,8 @@ def _compile(spec, params, input_shape, net, permissive=False, limits=None) -> C
     if input_shape is not None:
         overrides["<input>"] = tuple(input_shape)
     graph = elaborator.elaborate(net, overrides)
+    if graph is not None:
+        graph.spec_path = str(path)
     if permissive:
         only_shapes = all(d.code in SHAPE_CODES for d in diags if d.is_error)
         return Compiled(path, graph if only_shapes else None, diags, program.sources)

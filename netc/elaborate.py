@@ -19,7 +19,7 @@ from typing import Any
 from netc import ast
 from netc.diagnostics import Diagnostics, Label
 from netc.infer import bind_op_args, infer_node
-from netc.ir import Graph, InputSpec, Node
+from netc.ir import Graph, InputSpec, Node, Region
 from netc.loader import LoadedModule, Program
 from netc.ops import OpSpec, lookup, suggest, OPS, INTERNAL_OPS
 from netc.parser import parse_expression
@@ -844,11 +844,21 @@ class Elaborator:
             return x
         # a named sequence is a naming level: its items are `name.0`, `name.1`, ...
         inner = Env(env.module, env.values, (*env.prefix, name), env.depth)
+        first, start = x, self.graph.last_order
         for index, item in enumerate(_flatten_items(seq)):
             x = self._apply(item, x, inner, str(index))
             if x is UNKNOWN:
                 return UNKNOWN
+        self._record_region(inner.prefix, "sequence", "", first, x, start, seq.span)
         return x
+
+    def _record_region(self, prefix, kind: str, name: str, x, out, start: int, span: Span,
+                       doc: str = ""):
+        """Remember a naming level that maps one tensor to one tensor: codegen makes it a
+        submodule (the hierarchy a torchvision user indexes and hooks)."""
+        if isinstance(x, Tensor) and isinstance(out, Tensor):
+            self.graph.regions.append(Region(".".join(prefix), kind, name, x.node, out.node,
+                                             start, self.graph.last_order, span, doc))
 
     def _apply_block(self, stage: BlockStage, x, env: Env, name: str | None):
         block = stage.block
@@ -856,6 +866,7 @@ class Elaborator:
             raise EvalError("E211", f"blocks nest deeper than {self.limits['depth']} levels "
                                     f"(does `{block.defn.name}` apply itself?)", stage.span)
         prefix = (*env.prefix, name) if name else env.prefix
+        start = self.graph.last_order
         local = Env(block.module, {"in": x}, prefix, env.depth + 1)
         local.values.update(self._bind_params(block.defn, stage.args, stage.kwargs, local,
                                               stage.span))
@@ -869,6 +880,9 @@ class Elaborator:
         if out is not UNKNOWN and not isinstance(out, Tensor):
             raise EvalError("E310", f"block `{block.defn.name}` outputs {kind_of(out)}, "
                                     f"not a tensor", block.defn.span)
+        if name:
+            self._record_region(prefix, "block", block.defn.name, x, out, start, stage.span,
+                                block.defn.doc or "")
         return out
 
     def _bind_params(self, defn: ast.BlockDef, args: tuple, kwargs: dict, env: Env, span: Span,

@@ -34,6 +34,23 @@ class Node:
 
 
 @dataclass
+class Region:
+    """A named block application or labelled sequence: the nodes created while applying it,
+    which the code generator lowers to one submodule with its own `forward` (a `Bottleneck`
+    at `layer1.0`, an `nn.Sequential` at `layer1`)."""
+
+    path: str  # the naming level it opened: `layer1.0`
+    kind: str  # "block" or "sequence"
+    name: str  # the block's name (the submodule's class); "" for a sequence
+    input: str  # the node id of the tensor it was applied to
+    output: str  # the node id of its result
+    first: int  # nodes created while applying it have orders in (first, last]
+    last: int
+    span: Span  # where it was applied
+    doc: str = ""  # the block's doc comment
+
+
+@dataclass
 class InputSpec:
     name: str
     shape: Shape
@@ -49,6 +66,8 @@ class Graph:
         self.g = nx.DiGraph()
         self.inputs: list[InputSpec] = []
         self.outputs: list[str] = []
+        self.regions: list[Region] = []  # in the order they were left (inner first)
+        self.spec_path: str | None = None  # the spec file it was compiled from
         self._order = 0
 
     def __len__(self) -> int:
@@ -59,6 +78,10 @@ class Graph:
 
     def node(self, node_id: str) -> Node:
         return self.g.nodes[node_id]["node"]
+
+    @property
+    def last_order(self) -> int:
+        return self._order
 
     def next_order(self) -> int:
         self._order += 1

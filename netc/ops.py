@@ -45,7 +45,8 @@ class OpSpec:
     params: tuple[P, ...]
     infer: Callable[[dict, list[Shape]], Shape]
     doc: str
-    call: Callable[[dict, list[str], str], str]  # (args, input vars, module ref) -> expression
+    # (args, input variables, module ref, input shapes) -> the expression computing it
+    call: Callable[[dict, list[str], str, list[Shape]], str]
     # constructor source, if the op owns state; `ins=None` leaves input sizes to PyTorch
     # (nn.LazyConv2d, ...), which the mutation tests use as an oracle independent of netc
     module: Callable[[dict, list[Shape] | None], str] | None = None
@@ -54,6 +55,9 @@ class OpSpec:
     # legal but suspicious uses: yields (code, message, hint) for warnings
     warnings: Callable[[dict, list[Shape]], Any] = lambda args, ins: ()
     aliases: tuple[str, ...] = field(default_factory=tuple)
+    # a parameter-free op as an `nn` layer, for where a module is needed (an item of an
+    # `nn.Sequential`, as torchvision's `nn.ReLU` at `features.2`): (args, inplace) -> source
+    layer: Callable[[dict, bool], str] | None = None
 
     @property
     def has_module(self) -> bool:
@@ -288,16 +292,28 @@ def _pool_infer(op):
     return infer
 
 
-def _maxpool_call(args, xs, _):
+def _maxpool_call(args, xs, _, ins):
     stride = args["stride"] if args["stride"] is not None else args["kernel_size"]
     return (f"F.max_pool2d({xs[0]}, {lit(args['kernel_size'])}, {lit(stride)}, "
             f"{lit(args['padding'])}, {lit(args['dilation'])}, {lit(args['ceil_mode'])})")
 
 
-def _avgpool_call(args, xs, _):
+def _avgpool_call(args, xs, _, ins):
     stride = args["stride"] if args["stride"] is not None else args["kernel_size"]
     return (f"F.avg_pool2d({xs[0]}, {lit(args['kernel_size'])}, {lit(stride)}, "
             f"{lit(args['padding'])}, {lit(args['ceil_mode'])}, {lit(args['count_include_pad'])})")
+
+
+def _maxpool_layer(args, inplace):
+    stride = args["stride"] if args["stride"] is not None else args["kernel_size"]
+    return (f"nn.MaxPool2d({lit(args['kernel_size'])}, {lit(stride)}, {lit(args['padding'])}, "
+            f"{lit(args['dilation'])}, ceil_mode={lit(args['ceil_mode'])})")
+
+
+def _avgpool_layer(args, inplace):
+    stride = args["stride"] if args["stride"] is not None else args["kernel_size"]
+    return (f"nn.AvgPool2d({lit(args['kernel_size'])}, {lit(stride)}, {lit(args['padding'])}, "
+            f"{lit(args['ceil_mode'])}, {lit(args['count_include_pad'])})")
 
 
 def _adaptive_infer(op):
@@ -363,7 +379,7 @@ def _split_infer(args, ins):
     return Multi(tuple([size, *ins[0][1:]]) for size in sizes)
 
 
-def _split_call(args, xs, _):
+def _split_call(args, xs, _, ins):
     sections = args["sections"]
     if _is_int(sections):
         return f"torch.chunk({xs[0]}, {sections}, 1)"
@@ -385,8 +401,10 @@ def _elementwise_cost(args, ins, out):
     return Cost()
 
 
-def _activation(name: str, expr: str, doc: str) -> OpSpec:
-    return OpSpec(name, (), _same, doc, call=lambda args, xs, _: expr.format(xs[0]))
+def _activation(name: str, expr: str, doc: str, layer: str) -> OpSpec:
+    """A parameter-free elementwise op; `layer` is its nn class (`{}` takes `inplace=True`)."""
+    return OpSpec(name, (), _same, doc, call=lambda args, xs, _, ins: expr.format(xs[0]),
+                  layer=lambda args, inplace: layer.format("inplace=True" if inplace else ""))
 
 
 OPS: dict[str, OpSpec] = {}
@@ -406,12 +424,12 @@ register(OpSpec(
      P("bias", "bool", True), P("in_channels", "opt_pos", None, keyword_only=True)),
     _conv_infer, "2-d convolution; in-channels are inferred, padding defaults to "
                  "dilation*(k-1)//2 ('same' at stride 1 for odd k)",
-    call=lambda args, xs, m: f"{m}({xs[0]})", module=_conv_module, cost=_conv_cost,
+    call=lambda args, xs, m, ins: f"{m}({xs[0]})", module=_conv_module, cost=_conv_cost,
     aliases=("conv2d",)))
 register(OpSpec(
     "bn", (P("eps", "pos_float", 1e-5), P("momentum", "prob", 0.1), P("affine", "bool", True)),
     _bn_infer, "batch normalisation over channels (BatchNorm2d, or BatchNorm1d after flatten)",
-    call=lambda args, xs, m: f"{m}({xs[0]})", module=_bn_module, cost=_bn_cost,
+    call=lambda args, xs, m, ins: f"{m}({xs[0]})", module=_bn_module, cost=_bn_cost,
     aliases=("batchnorm",)))
 register(OpSpec(
     "linear",
@@ -419,69 +437,77 @@ register(OpSpec(
      P("in_features", "opt_pos", None, keyword_only=True)),
     _linear_infer,
     "fully connected layer; in-features are inferred from the flat input",
-    call=lambda args, xs, m: f"{m}({xs[0]})", module=_linear_module, cost=_linear_cost,
+    call=lambda args, xs, m, ins: f"{m}({xs[0]})", module=_linear_module, cost=_linear_cost,
     warnings=_linear_warnings,
     aliases=("fc",)))
-register(_activation("relu", "F.relu({})", "rectified linear unit"))
-register(_activation("relu6", "F.relu6({})", "ReLU clipped at 6 (MobileNet)"))
-register(_activation("sigmoid", "torch.sigmoid({})", "logistic sigmoid (attention gates)"))
-register(_activation("tanh", "torch.tanh({})", "hyperbolic tangent"))
-register(_activation("silu", "F.silu({})", "SiLU / swish"))
-register(_activation("gelu", "F.gelu({})", "Gaussian error linear unit"))
-register(_activation("hardswish", "F.hardswish({})", "hard swish (MobileNetV3)"))
-register(_activation("hardsigmoid", "F.hardsigmoid({})", "hard sigmoid"))
-register(_activation("identity", "{}", "passes its input through unchanged"))
+register(_activation("relu", "F.relu({})", "rectified linear unit", "nn.ReLU({})"))
+register(_activation("relu6", "F.relu6({})", "ReLU clipped at 6 (MobileNet)", "nn.ReLU6({})"))
+register(_activation("sigmoid", "torch.sigmoid({})", "logistic sigmoid (attention gates)", "nn.Sigmoid()"))
+register(_activation("tanh", "torch.tanh({})", "hyperbolic tangent", "nn.Tanh()"))
+register(_activation("silu", "F.silu({})", "SiLU / swish", "nn.SiLU({})"))
+register(_activation("gelu", "F.gelu({})", "Gaussian error linear unit", "nn.GELU()"))
+register(_activation("hardswish", "F.hardswish({})", "hard swish (MobileNetV3)", "nn.Hardswish({})"))
+register(_activation("hardsigmoid", "F.hardsigmoid({})", "hard sigmoid", "nn.Hardsigmoid({})"))
+register(_activation("identity", "{}", "passes its input through unchanged", "nn.Identity()"))
 register(OpSpec(
     "leaky_relu", (P("negative_slope", "float", 0.01),), _same, "leaky ReLU",
-    call=lambda args, xs, _: f"F.leaky_relu({xs[0]}, {lit(args['negative_slope'])})"))
+    call=lambda args, xs, _, ins: f"F.leaky_relu({xs[0]}, {lit(args['negative_slope'])})",
+    layer=lambda args, inplace: f"nn.LeakyReLU({lit(args['negative_slope'])})"))
 register(OpSpec(
     "softmax", (P("dim", "int", 0),), _softmax_infer,
     "softmax along a per-sample dim (0 = channels)",
-    call=lambda args, xs, _: f"torch.softmax({xs[0]}, {_sample_dim(args['dim'])})"))
+    call=lambda args, xs, _, ins: f"torch.softmax({xs[0]}, {_sample_dim(args['dim'])})",
+    layer=lambda args, inplace: f"nn.Softmax({_sample_dim(args['dim'])})"))
 register(OpSpec(
     "dropout", (P("p", "prob", 0.5),), _same, "dropout (active only in training mode)",
-    call=lambda args, xs, _: f"F.dropout({xs[0]}, {lit(args['p'])}, self.training)"))
+    call=lambda args, xs, _, ins: f"F.dropout({xs[0]}, {lit(args['p'])}, self.training)",
+    layer=lambda args, inplace: f"nn.Dropout({lit(args['p'])})"))
 register(OpSpec(
     "maxpool",
     (P("kernel_size", "pair_pos"), P("stride", "opt_pos_pair", None), P("padding", "pair_nonneg", 0),
      P("dilation", "pair_pos", 1), P("ceil_mode", "bool", False)),
     _pool_infer("maxpool"), "2-d max pooling; stride defaults to the kernel size",
-    call=_maxpool_call, aliases=("max_pool",)))
+    call=_maxpool_call, layer=_maxpool_layer, aliases=("max_pool",)))
 register(OpSpec(
     "avgpool",
     (P("kernel_size", "pair_pos"), P("stride", "opt_pos_pair", None), P("padding", "pair_nonneg", 0),
      P("ceil_mode", "bool", False), P("count_include_pad", "bool", True)),
     _pool_infer("avgpool"), "2-d average pooling; stride defaults to the kernel size",
-    call=_avgpool_call, aliases=("avg_pool",)))
+    call=_avgpool_call, layer=_avgpool_layer, aliases=("avg_pool",)))
 register(OpSpec(
     "adaptive_avgpool", (P("output_size", "pair_pos"),), _adaptive_infer("adaptive_avgpool"),
     "average pooling to a fixed output size",
-    call=lambda args, xs, _: f"F.adaptive_avg_pool2d({xs[0]}, {lit(args['output_size'])})"))
+    call=lambda args, xs, _, ins: f"F.adaptive_avg_pool2d({xs[0]}, {lit(args['output_size'])})",
+    layer=lambda args, inplace: f"nn.AdaptiveAvgPool2d({lit(args['output_size'])})"))
 register(OpSpec(
     "adaptive_maxpool", (P("output_size", "pair_pos"),), _adaptive_infer("adaptive_maxpool"),
     "max pooling to a fixed output size",
-    call=lambda args, xs, _: f"F.adaptive_max_pool2d({xs[0]}, {lit(args['output_size'])})"))
+    call=lambda args, xs, _, ins: f"F.adaptive_max_pool2d({xs[0]}, {lit(args['output_size'])})",
+    layer=lambda args, inplace: f"nn.AdaptiveMaxPool2d({lit(args['output_size'])})"))
 register(OpSpec(
     "gap", (), _global_infer("gap"), "global average pooling to [C, 1, 1]",
-    call=lambda args, xs, _: f"F.adaptive_avg_pool2d({xs[0]}, 1)"))
+    call=lambda args, xs, _, ins: f"F.adaptive_avg_pool2d({xs[0]}, 1)",
+    layer=lambda args, inplace: "nn.AdaptiveAvgPool2d(1)"))
 register(OpSpec(
     "gmp", (), _global_infer("gmp"), "global max pooling to [C, 1, 1]",
-    call=lambda args, xs, _: f"F.adaptive_max_pool2d({xs[0]}, 1)"))
+    call=lambda args, xs, _, ins: f"F.adaptive_max_pool2d({xs[0]}, 1)",
+    layer=lambda args, inplace: "nn.AdaptiveMaxPool2d(1)"))
 register(OpSpec(
     "flatten", (), _flatten_infer, "flattens each sample to [F]",
-    call=lambda args, xs, _: f"torch.flatten({xs[0]}, 1)"))
+    call=lambda args, xs, _, ins: f"torch.flatten({xs[0]}, 1)",
+    layer=lambda args, inplace: "nn.Flatten(1)"))
 register(OpSpec(
     "add", (), _elementwise("add"), "elementwise sum of two or more tensors (also `a + b`)",
-    call=lambda args, xs, _: " + ".join(xs), cost=_elementwise_cost, variadic=True,
+    call=lambda args, xs, _, ins: " + ".join(xs), cost=_elementwise_cost, variadic=True,
     aliases=("sum",)))
 register(OpSpec(
     "mul", (), _elementwise("multiply"),
     "elementwise product, broadcasting a [C, 1, 1] gate (also `a * b`)",
-    call=lambda args, xs, _: " * ".join(xs), cost=_elementwise_cost, variadic=True))
+    call=lambda args, xs, _, ins: " * ".join(xs), cost=_elementwise_cost, variadic=True))
 register(OpSpec(
     "cat", (P("dim", "int", 0),), _cat_infer,
     "concatenation along a per-sample dim (0 = channels), inputs in the order written",
-    call=lambda args, xs, _: f"torch.cat([{', '.join(xs)}], {_sample_dim(args['dim'])})",
+    call=lambda args, xs, _, ins: f"torch.cat([{', '.join(xs)}], {_sample_dim(args['dim'])})",
     variadic=True, aliases=("concat",)))
 register(OpSpec(
     "split", (P("sections", "sections"),), _split_infer,
@@ -489,7 +515,7 @@ register(OpSpec(
     call=_split_call))
 register(OpSpec(
     "getitem", (P("index", "nonneg"),), _getitem_infer, "one result of a multi-result op",
-    call=lambda args, xs, _: f"{xs[0]}[{args['index']}]"))
+    call=lambda args, xs, _, ins: f"{xs[0]}[{args['index']}]"))
 
 def _radix_softmax_infer(args, ins):
     c = ins[0][0]
@@ -501,7 +527,7 @@ def _radix_softmax_infer(args, ins):
     return ins[0]
 
 
-def _radix_softmax_call(args, xs, _):
+def _radix_softmax_call(args, xs, _, ins):
     x, radix, groups = xs[0], args["radix"], args["groups"]
     if radix == 1:
         return f"torch.sigmoid({x})"
@@ -526,12 +552,43 @@ def _reshape_infer(args, ins):
     return shape
 
 
+def _reshape_call(args, xs, _, ins):
+    """The target shape with the sizes that follow the input's spatial size left to run time,
+    so the module runs at any input size where the reshape still makes sense."""
+    x, dims = xs[0], [str(d) for d in args["shape"]]
+    return f"{x}.reshape({x}.size(0), {', '.join(_runtime_dims(ins[0], tuple(args['shape']), x, dims))})"
+
+
+def _runtime_dims(source: Shape, target: Shape, x: str, dims: list[str]) -> list[str]:
+    """Channels are fixed by the spec; spatial sizes are not. A flat target is `-1`; a map
+    target keeps the input's height and width where it has the same ones (`x.size(2)`), and
+    the one spatial size that absorbs the rest becomes `-1` ([24, 28, 28] -> [24, 1, 784]
+    is `(B, 24, 1, -1)`). A vector source ([F] after pooling) has no spatial size to follow,
+    except a [F, 1, 1] gate, whose F is `-1`."""
+    if len(target) == 1:
+        return ["-1"]
+    if len(source) == 1:
+        return ["-1", "1", "1"] if target[1:] == (1, 1) else dims
+    spatial = [index for index in (1, 2) if target[index] != 1]
+    if not spatial:
+        return ["-1", "1", "1"]
+    if target[1:] == source[1:]:
+        return [dims[0], f"{x}.size(2)", f"{x}.size(3)"]
+    if len(spatial) == 1:
+        dims[spatial[0]] = "-1"
+    elif target[1] == source[1]:
+        dims[1], dims[2] = f"{x}.size(2)", "-1"
+    elif target[2] == source[2]:
+        dims[1], dims[2] = "-1", f"{x}.size(3)"
+    return dims
+
+
 register(OpSpec(
     "reshape", (P("shape", "dims"),), _reshape_infer,
     "gives each sample a new shape with the same values, [F] or [C, H, W] "
-    "(`reshape([c, 1, 1])` turns a vector into a channel gate)",
-    call=lambda args, xs, _: f"{xs[0]}.reshape({xs[0]}.size(0), "
-                             f"{', '.join(str(d) for d in args['shape'])})"))
+    "(`reshape([c, 1, 1])` turns a vector into a channel gate); sizes that follow the "
+    "input's height and width are taken from the tensor at run time",
+    call=_reshape_call))
 
 INTERNAL_OPS = {"getitem"}
 

@@ -1,8 +1,9 @@
 """Static shapes equal the shapes the built module really produces, node by node.
 
-The generated `forward` keeps every node's value in its own local variable until its last
-use, so a line tracer on `forward` sees them all; `PythonCode.variables` maps node ids to
-those variables.
+Each generated `forward` keeps every node's value in its own local variable until its last
+use, so a line tracer on the forwards sees them all; an item of an `nn.Sequential` is seen by
+a hook on its layer. `PythonCode.variables` says which: (submodule path, variable) or
+(layer path, "").
 """
 from __future__ import annotations
 
@@ -16,15 +17,18 @@ from conftest import PARITY, SPECS
 ALL_SPECS = sorted(p.stem for p in SPECS.glob("*.net"))
 
 
-def runtime_values(module, code, inputs) -> dict[str, object]:
-    """Every value the generated forward computes, caught line by line before the
-    forward drops it (dead values are set to None after their last use)."""
+def runtime_values(module, code, inputs) -> dict[tuple[str, str], object]:
+    """Every value the generated forwards compute, keyed by (submodule path, variable),
+    caught line by line before a forward drops it (dead values are set to None after their
+    last use), and the output of every layer, keyed by (its path, "")."""
     captured = {}
+    path_of = {id(m): path for path, m in module.named_modules()}
 
     def local_tracer(frame, event, arg):
+        path = path_of.get(id(frame.f_locals.get("self")))
         for name, value in frame.f_locals.items():
-            if value is not None and name not in captured:
-                captured[name] = value
+            if value is not None and (path, name) not in captured:
+                captured[path, name] = value
         return local_tracer
 
     def tracer(frame, event, arg):
@@ -32,12 +36,18 @@ def runtime_values(module, code, inputs) -> dict[str, object]:
             return local_tracer
         return None
 
+    def hook(path):
+        return lambda layer, args, output: captured.setdefault((path, ""), output)
+
+    handles = [m.register_forward_hook(hook(path)) for path, m in module.named_modules() if path]
     sys.settrace(tracer)
     try:
         with torch.no_grad():
             module(*inputs)
     finally:
         sys.settrace(None)
+        for handle in handles:
+            handle.remove()
     return captured
 
 
