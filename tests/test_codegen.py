@@ -42,3 +42,39 @@ def test_generated_source_is_plain_pytorch(tmp_path):
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "11689512"
+
+
+# directory names (the spec's repository) with newlines, quotes and code; an import path
+# cannot hold a newline or `"`, so the imported library's own directory gets the rest
+HOSTILE_NAMES = [
+    "repo\n        __import__('os').system('touch pwned_dir')\n        #",
+    'repo"\'\\x \u2028 """ {0} %s',
+    "repo\r\n# -*- coding: rot13 -*-\n",
+]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_NAMES)
+def test_hostile_file_and_directory_names_never_reach_code(hostile, tmp_path, monkeypatch):
+    """Spec files and imported libraries whose names hold newlines, quotes and code: the
+    generated source compiles, builds, and runs none of it (source locations are relative
+    to the spec and quoted)."""
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / hostile
+    lib = root / "lib' ''' {x} # __import__('os').system('touch pwned_lib')"
+    lib.mkdir(parents=True)
+    (lib / "blocks.net").write_text("block Unit(c) { out in >> conv1: conv(c, 3) >> relu }\n")
+    spec = root / "net\n__import__('os').system('touch pwned_spec')\n#.net"
+    spec.write_text(f'import "{lib.name}/blocks.net"\n'
+                    "net N() { input x: [3, 8, 8]\n  out x >> body: Unit(4) >> gap >> flatten }\n")
+    compiled = netc.compile(spec)
+    assert compiled.ok, compiled.diagnostics
+    code = netc.generate_source(spec)
+    compile(code.src, "<generated>", "exec")  # syntactically valid Python
+    for line in code.src.splitlines():
+        assert "__import__" not in line.split("#", 1)[0], line  # only ever inside a comment
+    model = netc.build(spec)
+    assert model(torch.zeros(2, 3, 8, 8)).shape == (2, 4)
+    assert not list(tmp_path.rglob("pwned*"))
+    assert str(tmp_path) not in code.src  # no absolute path of the building machine
