@@ -97,3 +97,21 @@ def built():
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true", default=False,
                      help="rewrite golden files from the current output")
+    parser.addoption("--runslow", action="store_true", default=False,
+                     help="also run the tests marked slow (skipped by default)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: heavy models or slow tools; skipped unless --runslow or -m selects them")
+
+
+def pytest_collection_modifyitems(config, items):
+    """`slow` tests are skipped unless `--runslow` is given or a `-m` expression names the
+    marker (`-m slow` runs them, `-m "not slow"` deselects them as usual)."""
+    if config.getoption("--runslow") or "slow" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow (or -m slow)")
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(skip)
