@@ -728,8 +728,10 @@ class Elaborator:
             stage = self._as_stage(right, expr.right.span)
             if isinstance(stage, OpStage) and stage.op.variadic:
                 return self._apply_op(stage, list(left), env, name)
-            raise EvalError("E312", "a list of tensors can only feed `cat`, `add` or `mul`",
-                            expr.span, hint="e.g. `[a, b, c] >> cat`")
+            if _takes_list(stage):  # a block whose `in` is the list (a dense layer's inputs)
+                return self._apply(stage, list(left), env, name)
+            raise EvalError("E312", "a list of tensors can only feed a block, `cat`, `add` "
+                                    "or `mul`", expr.span, hint="e.g. `[a, b, c] >> cat`")
         if _is_stage(left) or isinstance(left, list):
             # composition: `conv(64, 3) >> bn >> relu` is a reusable stage
             first = self._as_stage(left, expr.left.span)
@@ -856,8 +858,10 @@ class Elaborator:
                        doc: str = ""):
         """Remember a naming level that maps one tensor to one tensor: codegen makes it a
         submodule (the hierarchy a torchvision user indexes and hooks)."""
-        if isinstance(x, Tensor) and isinstance(out, Tensor):
-            self.graph.regions.append(Region(".".join(prefix), kind, name, x.node, out.node,
+        packed = isinstance(x, list) and all(isinstance(t, Tensor) for t in x)
+        if (isinstance(x, Tensor) or packed) and isinstance(out, Tensor):
+            inputs = tuple(t.node for t in x) if packed else x.node
+            self.graph.regions.append(Region(".".join(prefix), kind, name, inputs, out.node,
                                              start, self.graph.last_order, span, doc))
 
     def _apply_block(self, stage: BlockStage, x, env: Env, name: str | None):
@@ -1080,6 +1084,13 @@ def _is_int(value) -> bool:
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _takes_list(stage) -> bool:
+    """A block, possibly labelled: it can take a list of tensors as its `in`."""
+    while isinstance(stage, NamedStage):
+        stage = stage.inner
+    return isinstance(stage, BlockStage)
 
 
 def _is_stage(value) -> bool:

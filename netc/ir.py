@@ -42,7 +42,9 @@ class Region:
     path: str  # the naming level it opened: `layer1.0`
     kind: str  # "block" or "sequence"
     name: str  # the block's name (the submodule's class); "" for a sequence
-    input: str  # the node id of the tensor it was applied to
+    # the node id of the tensor it was applied to, or a tuple of them: a block applied to a
+    # list of tensors (`in` is the list; its forward takes a Python list)
+    input: str | tuple[str, ...]
     output: str  # the node id of its result
     first: int  # nodes created while applying it have orders in (first, last]
     last: int

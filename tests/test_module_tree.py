@@ -226,11 +226,20 @@ def test_layers_equal_reference_layers(pair):
                     f"different:\n{report(problems, pair.layers)}", pytrace=False)
 
 
+# Containers the language cannot reproduce yet, by spec: timm's SelectiveKernelAttn takes the
+# paths stacked into one 5-d tensor [B, paths, C, H, W] and returns softmaxed weights of that
+# rank; netc's tensors are per-sample rank 1 or 3, so its `attn` runs on the pooled sum and
+# returns the logits (the softmax follows in the enclosing block). Its layers and every
+# enclosing block are still compared.
+KNOWN_DIFFERENCES = {stem: (".attn",) for stem in ("skresnet18", "skresnet34", "skresnext50_32x4d")}
+
+
 def test_containers_equal_reference_containers(pair):
     """Every reference container that holds parameters (a block, a stage, a sequence) is at
     the same path in the built model, and on the inputs the reference's saw it returns what
     the reference's returned."""
-    calls = {p: c for p, c in pair.calls.items() if p in pair.containers}
+    calls = {p: c for p, c in pair.calls.items() if p in pair.containers and
+             not p.endswith(KNOWN_DIFFERENCES.get(pair.stem, ("<none>",)))}
     assert calls
     problems = replay(pair.ours, calls)
     if problems:
@@ -272,13 +281,14 @@ for _stem, _blocks in {"resnet18": [2, 2, 2, 2], "resnet50": [3, 4, 6, 3],
     LENGTHS[_stem] = {f"layer{i + 1}": n for i, n in enumerate(_blocks)}
 for _stem, _blocks in {"densenet121": 4, "densenet161": 4, "densenet169": 4,
                        "densenet201": 4, "densenet_bc_100": 3}.items():
-    CLASSES[_stem] = {"features": "Sequential", "features.denseblock1": "Sequential",
+    # as torchvision's: a dense block runs its layers on the list of every earlier map
+    CLASSES[_stem] = {"features": "Sequential", "features.denseblock1": "DenseBlock",
                       "features.denseblock1.denselayer1": "DenseLayer",
-                      "features.denseblock1[-1]": "DenseLayer",
                       "features.transition1": "Transition",
-                      f"features.denseblock{_blocks}": "Sequential"}
-LENGTHS["densenet121"] = {"features.denseblock1": 6, "features.denseblock4": 16}
-LENGTHS["densenet_bc_100"] = {"features.denseblock1": 16, "features.denseblock3": 16}
+                      f"features.denseblock{_blocks}": "DenseBlock"}
+    LENGTHS[_stem] = {"features": 12 if _blocks == 4 else 7}
+CLASSES["densenet121"]["features.denseblock4.denselayer16"] = "DenseLayer"
+CLASSES["densenet_bc_100"]["features.denseblock3.denselayer16"] = "DenseLayer"
 CLASSES["googlenet"] = {"conv1": "BasicConv2d", "conv3": "BasicConv2d",
                         "inception3a": "Inception", "inception5b": "Inception",
                         "inception3a.branch1": "BasicConv2d",
