@@ -10,8 +10,8 @@
 from __future__ import annotations
 
 from netc.api import build, check, compile, generate_source, summary
-from netc.diagnostics import Diagnostic, NetcError, Severity
+from netc.diagnostics import Diagnostic, NetcError, Severity, WeightsMismatch
 
 __all__ = ["build", "check", "compile", "generate_source", "summary", "Diagnostic", "NetcError",
-           "Severity"]
+           "Severity", "WeightsMismatch"]
 __version__ = "0.1.0"

@@ -1,6 +1,7 @@
 """The Python API: `compile`, `check`, `summary`, `generate_source` (torch-free) and `build`."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +62,16 @@ def generate_source(spec: str | Path, **params: Any) -> PythonCode:
 
 
 def build(spec: str | Path, *, input_shape: tuple[int, ...] | None = None,
-          net: str | None = None, **params: Any):
-    """The spec as an `nn.Module` (params override the spec's; raises NetcError on errors)."""
+          net: str | None = None, weights: str | Path | Mapping | None = None, **params: Any):
+    """The spec as an `nn.Module` (params override the spec's; raises NetcError on errors).
+    `weights`, a state_dict or a file saved by torch.save, is loaded strictly: a file that
+    cannot be read raises netc.files.PathError, one that does not fit netc.WeightsMismatch."""
     compiled = _compiled_or_raise(spec, params, input_shape, net)
     module, _ = lower(compiled)
+    if weights is not None:
+        from netc.load import load_weights
+
+        load_weights(module, from_config(weights))
     return module
 
 

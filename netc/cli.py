@@ -1,16 +1,19 @@
 """The `netc` command line. Only this module prints; the stages return diagnostics.
 
-Exit codes: 0 valid / built, 1 errors in a spec, 2 usage errors or unreadable files,
-3 an internal error (a bug in netc, reported as such).
+Exit codes: 0 valid / built, 1 errors in a spec (or weights that do not fit it), 2 usage
+errors, unreadable files (weights too) and outputs netc will not write, 3 an internal error
+(a bug in netc, reported as such).
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from pathlib import Path
 
-from netc.diagnostics import Diagnostics, NetcError, render_json, render_text
+from netc.diagnostics import Diagnostics, NetcError, WeightsMismatch, render_json, render_text
+from netc.files import PathError, check_input, check_output, write_bytes
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 ISSUES_URL = "https://github.com/netc-dev/netc/issues"
@@ -18,8 +21,10 @@ ISSUES_URL = "https://github.com/netc-dev/netc/issues"
 FORMATS = {
     "torchscript": ".pt",  # torch.jit.save of the scripted module
     "export": ".pt2",  # torch.export.save of an ExportedProgram
+    "onnx": ".onnx",  # torch.onnx.export (dynamo) of the same program
     "py": ".py",  # the generated module source, importable without netc
 }
+FORMAT_OF_SUFFIX = {suffix: fmt for fmt, suffix in FORMATS.items()}
 
 
 class UsageError(Exception):
@@ -86,6 +91,33 @@ def _require_files(specs: list[str]) -> None:
             raise UsageError(f"cannot read `{spec}`: no such file")
 
 
+def _artifact_target(args) -> tuple[str, Path]:
+    """`netc build`'s format and output path: --format, else the -o suffix, else TorchScript.
+    A known suffix that names another format is an error (a `.onnx` file holding TorchScript
+    helps no one), and so is a suffix that names none when --format is absent."""
+    if args.output is None:
+        fmt = args.format or "torchscript"
+        return fmt, check_output(Path.cwd() / (Path(args.spec).stem + FORMATS[fmt]))
+    out = check_output(args.output)  # `-o .` is a directory before it is a missing suffix
+    suffix = out.suffix.lower()
+    implied = FORMAT_OF_SUFFIX.get(suffix)
+    if args.format and implied and implied != args.format:
+        raise UsageError(f"-o {args.output}: the suffix {suffix} means --format {implied}, not "
+                         f"{args.format}; use a {FORMATS[args.format]} file or drop --format")
+    if not (args.format or implied):
+        raise UsageError(f"-o {args.output}: cannot tell the format from the suffix; use "
+                         f"{', '.join(FORMAT_OF_SUFFIX)} or give --format")
+    return args.format or implied, out
+
+
+def _require_onnx() -> None:
+    """torch.onnx's dynamo exporter needs onnx and onnxscript, an extra of netc."""
+    missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageError(f"--format onnx needs {' and '.join(missing)}: "
+                         "pip install 'netc[onnx]'")
+
+
 def _print_diagnostics(compiled, fmt: str = "text") -> None:
     if fmt == "json":
         return
@@ -148,15 +180,28 @@ def cmd_build(args) -> int:
     from netc.codegen import emit_module
     from netc.analysis import totals, human
 
+    fmt, out = _artifact_target(args)  # every refusal comes before the compile and the weights
+    if args.weights and fmt == "py":
+        raise UsageError("--weights: a py build writes only the module's source, which holds "
+                         "no weights; build torchscript, export or onnx to carry them")
+    if args.weights:
+        check_input(args.weights, "weights")
+    if fmt == "onnx":
+        _require_onnx()
     compiled = _compile_one(args)
     if not compiled.ok:
         return EXIT_SPEC
     graph = compiled.graph
-    out = Path(args.output) if args.output else Path.cwd() / (Path(args.spec).stem + FORMATS[args.format])
     code = emit_module(graph, Path(args.spec).name)
-    from netc.load import load_class, write_artifact
+    if fmt == "py":  # the source only: a module is never made, however large the net
+        write_bytes(out, code.src.encode("utf-8"))
+    else:
+        from netc.load import load_class, load_weights, write_artifact
 
-    write_artifact(load_class(code, graph.name)().eval(), code, graph, args.format, out)
+        module = load_class(code, graph.name)()
+        if args.weights:
+            load_weights(module, args.weights)
+        write_artifact(module.eval(), code, graph, fmt, out)
     t = totals(graph)
     shapes, outs = _signature(graph)
     print(f"built {graph.name} from {args.spec}")
@@ -164,7 +209,9 @@ def cmd_build(args) -> int:
     print(f"  output   {outs}")
     print(f"  params   {t.params:,} ({human(t.params)})")
     print(f"  MACs     {t.macs:,} ({human(t.macs)})")
-    print(f"  wrote    {out} ({args.format})")
+    if args.weights:
+        print(f"  weights  {args.weights}")
+    print(f"  wrote    {out} ({fmt})")
     return EXIT_OK
 
 
@@ -192,8 +239,13 @@ def cmd_summary(args) -> int:
 def cmd_graph(args) -> int:
     from netc import graph as pictures
 
-    fmt = pictures.format_for(args.output, args.format)
     to_stdout = args.output in (None, "-")
+    if not to_stdout:
+        check_output(args.output)
+    try:
+        fmt = pictures.format_for(args.output, args.format)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     if to_stdout and fmt == "png":
         raise UsageError("png is binary: give an output file, e.g. -o net.png")
     compiled = _compile_one(args)
@@ -206,7 +258,7 @@ def cmd_graph(args) -> int:
     if to_stdout:
         sys.stdout.write(data.decode("utf-8"))
         return EXIT_OK
-    pictures.write(Path(args.output), data)
+    write_bytes(args.output, data)
     print(f"wrote {args.output} ({fmt}, {compiled.graph.name})", file=sys.stderr)
     return EXIT_OK
 
@@ -260,15 +312,22 @@ def make_parser() -> argparse.ArgumentParser:
     _add_common(check)
     check.set_defaults(run=cmd_check)
 
-    build = commands.add_parser("build", help="compile a spec to TorchScript, torch.export or Python",
-                                description="Compile a spec and write an artifact (atomically: "
-                                            "on failure no file is left behind).")
+    build = commands.add_parser(
+        "build", help="compile a spec to TorchScript, torch.export, ONNX or Python",
+        description="Compile a spec and write an artifact (atomically: on failure no file is "
+                    "left behind). The format comes from --format, else from the -o suffix "
+                    "(.pt, .pt2, .onnx, .py), else TorchScript. torch.export and ONNX "
+                    "artifacts take any batch size, and any height and width the net allows.")
     build.add_argument("spec", metavar="SPEC")
     build.add_argument("-o", "--output", metavar="OUT",
-                       help="output path (default: <spec-stem>.pt, .pt2 or .py in the current "
-                            "directory)")
-    build.add_argument("--format", choices=tuple(FORMATS), default="torchscript",
-                       help="torchscript (default), export (torch.export), py (module source)")
+                       help="output file; its directory must exist (default: <spec-stem>.pt, "
+                            ".pt2, .onnx or .py in the current directory)")
+    build.add_argument("--format", choices=tuple(FORMATS),
+                       help="torchscript (the default), export (torch.export), onnx (needs "
+                            "netc[onnx]), py (the module's source)")
+    build.add_argument("--weights", metavar="FILE",
+                       help="load this state_dict (torch.save; bare or under 'state_dict' or "
+                            "'model') into the module, strictly, before writing it")
     _add_common(build)
     build.set_defaults(run=cmd_build)
 
@@ -345,11 +404,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return args.run(args)
-    except UsageError as error:
+    except (UsageError, PathError) as error:
         print(f"netc: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except NetcError as error:
         print(str(error), file=sys.stderr)
+        return EXIT_SPEC
+    except WeightsMismatch as error:
+        print(f"netc: error: {error}", file=sys.stderr)
         return EXIT_SPEC
     except KeyboardInterrupt:
         return 130

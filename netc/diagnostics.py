@@ -139,6 +139,11 @@ class NetcError(Exception):
         super().__init__(render_text(self.diagnostics, self.sources))
 
 
+class WeightsMismatch(Exception):
+    """Weights that do not fit the built module; `str()` names the missing, unexpected and
+    mis-shaped keys. Like a spec error (the CLI exits 1): the spec and the weights disagree."""
+
+
 # ---- rendering
 
 _STYLES = {"error": "\033[1;31m", "warning": "\033[1;33m", "bold": "\033[1m",

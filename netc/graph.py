@@ -10,10 +10,8 @@ dashed red). Nothing here imports torch; images need the Graphviz `dot` binary.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from dataclasses import dataclass, field
 
@@ -334,15 +332,20 @@ def render_image(dot_source: str, fmt: str, timeout: float = 300) -> bytes:
 
 
 def format_for(path: str | None, fmt: str | None) -> str:
-    """The picture format: `fmt` if given, else from the output's suffix, else DOT."""
-    if fmt:
-        return fmt
-    if path and path != "-":
-        lowered = path.lower()
-        for name, suffixes in FORMATS.items():
-            if lowered.endswith(suffixes):
-                return name
-    return "dot"
+    """The picture format: `fmt`, else the output's suffix, else DOT (on stdout). A suffix
+    that names no picture format, or another one than `fmt`, is a ValueError: `-o net.pdf`
+    must not quietly write DOT."""
+    if path in (None, "-"):
+        return fmt or "dot"
+    suffix = Path(path).suffix.lower()
+    implied = next((name for name, suffixes in FORMATS.items() if suffix in suffixes), None)
+    if fmt and implied and implied != fmt:
+        raise ValueError(f"-o {path}: the suffix {suffix} means --format {implied}, not {fmt}")
+    if not (fmt or implied):
+        known = ", ".join(s for suffixes in FORMATS.values() for s in suffixes)
+        raise ValueError(f"-o {path}: cannot tell the picture format from the suffix; use "
+                         f"{known}, or give --format")
+    return fmt or implied
 
 
 def render(graph: Graph, fmt: str, depth: int | None = None, direction: str = "TB") -> bytes:
@@ -353,20 +356,3 @@ def render(graph: Graph, fmt: str, depth: int | None = None, direction: str = "T
     if fmt == "dot":
         return dot.encode("utf-8")
     return render_image(dot, fmt)
-
-
-def write(path: Path, data: bytes) -> None:
-    """Write through a temporary file and rename (no torch here, unlike `netc.load`)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # as open() would create it, not mkstemp's 0600
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

@@ -1,4 +1,5 @@
-"""load: generated source -> a live `nn.Module` class; TorchScript and torch.export artifacts.
+"""load: generated source -> a live `nn.Module` class; weights into it; TorchScript,
+torch.export and ONNX artifacts out of it.
 
 This is the only module (with `netc.api.build`) that imports torch. The source is executed
 under a fake file name registered in `linecache`, as torch.fx does: TorchScript needs to
@@ -6,20 +7,28 @@ read a class's source, and tracebacks then show the generated lines.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import linecache
-import os
-import tempfile
+import logging
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 # torch warns on import when NumPy is absent; netc does not use NumPy
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 import torch  # noqa: E402
+import torch.fx.experimental._config as fx_config  # noqa: E402
+from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
+from torch.export import Dim  # noqa: E402
 
-from netc.codegen import PythonCode
+from netc.analysis import min_input_size  # noqa: E402
+from netc.codegen import PythonCode  # noqa: E402
+from netc.diagnostics import WeightsMismatch  # noqa: E402
+from netc.files import PathError, atomic_write, check_input, write_bytes  # noqa: E402
 
 _counter = itertools.count()
+LISTED_KEYS = 10  # a mismatch names at most this many keys of each kind
 
 
 def load_class(code: PythonCode, label: str) -> type[torch.nn.Module]:
@@ -41,19 +50,178 @@ def script(module: torch.nn.Module) -> torch.jit.ScriptModule:
         return torch.jit.script(module)
 
 
-def atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same directory, then rename: a failure leaves
-    no partial artifact behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
+# ---- weights
+
+def load_weights(module: torch.nn.Module, source) -> torch.nn.Module:
+    """Load a state_dict into `module`, strictly: from a mapping, or from a file written by
+    torch.save (read with weights_only, so a checkpoint cannot run code). The state_dict may
+    be bare or nested under "state_dict" or "model", as training scripts save it. A file
+    that cannot be read is a PathError; weights that do not fit are a WeightsMismatch naming
+    the missing, unexpected and mis-shaped keys (the module is then partly loaded, as after
+    torch's own strict load)."""
+    if isinstance(source, Mapping):
+        state, label = _state_dict_in(source), "the given state_dict"
+    else:
+        state, label = _read_state_dict(Path(source)), f"`{source}`"
+    own = module.state_dict()
+    misshaped = {key: (tuple(value.shape), tuple(own[key].shape)) for key, value in state.items()
+                 if key in own and value.shape != own[key].shape}
+    # torch counts missing and unexpected keys itself (BatchNorm accepts old checkpoints
+    # without num_batches_tracked); mis-shaped ones would stop it, so they are held back
+    result = module.load_state_dict({k: v for k, v in state.items() if k not in misshaped},
+                                    strict=False)
+    missing = [key for key in result.missing_keys if key not in misshaped]
+    if missing or result.unexpected_keys or misshaped:
+        raise WeightsMismatch(_mismatch(label, type(module).__name__, missing,
+                                        result.unexpected_keys, misshaped))
+    return module
+
+
+def _read_state_dict(path: Path) -> Mapping:
+    check_input(path, "weights")
     try:
-        write(temp)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # the file's bytes are input: any failure means "unreadable"
+        raise PathError(f"cannot read weights `{path}`: {_why_unreadable(error)}") from None
+    try:
+        return _state_dict_in(loaded)
+    except TypeError as error:
+        raise PathError(f"cannot read weights `{path}`: {error}") from None
+
+
+def _why_unreadable(error: Exception) -> str:
+    """torch.load's reason in one clause: its weights_only messages run to paragraphs and
+    suggest loading unsafely, which netc never does."""
+    text = str(error)
+    if "Unsupported global" in text:
+        return ("it holds Python objects besides tensors (a whole pickled model?), which netc "
+                "does not unpickle; save `model.state_dict()` instead")
+    detail = (text.partition("WeightsUnpickler error:")[2] or text).strip()
+    if not detail:
+        return "the file is empty or cut short"
+    return "torch.load failed: " + detail.splitlines()[0].split(". ")[0]
+
+
+def _state_dict_in(loaded) -> Mapping:
+    """The state_dict in what torch.load gave: bare, or under "state_dict" (Lightning, most
+    training loops) or "model" (torchvision's reference scripts)."""
+    if isinstance(loaded, Mapping):
+        nested = [loaded[key] for key in ("state_dict", "model")
+                  if isinstance(loaded.get(key), Mapping)]
+        loaded = nested[0] if nested else loaded
+    if not (isinstance(loaded, Mapping)
+            and all(isinstance(value, torch.Tensor) for value in loaded.values())):
+        raise TypeError("no state_dict in it: expected a mapping of names to tensors, bare or "
+                        "under `state_dict` or `model`")
+    return loaded
+
+
+def _mismatch(label: str, net: str, missing: list[str], unexpected: list[str],
+              misshaped: dict[str, tuple]) -> str:
+    lines = [f"the weights in {label} do not fit {net}"]
+    sections = [
+        ("missing from the weights", missing),
+        ("unexpected (not in the module)", unexpected),
+        ("of another shape", [f"{key}: {list(theirs)} in the weights, {list(ours)} in the module"
+                              for key, (theirs, ours) in misshaped.items()]),
+    ]
+    for title, items in sections:
+        if items:
+            lines.append(f"  {title} ({len(items)}):")
+            lines += [f"    {item}" for item in items[:LISTED_KEYS]]
+            if len(items) > LISTED_KEYS:
+                lines.append(f"    and {len(items) - LISTED_KEYS} more")
+    prefix = _extra_prefix(missing, unexpected)
+    if prefix:
+        lines.append(f"  hint: every key in the weights starts with `{prefix}` (DataParallel, "
+                     "a Lightning module); strip it from the keys")
+    return "\n".join(lines)
+
+
+def _extra_prefix(missing: list[str], unexpected: list[str]) -> str | None:
+    """`module.` or `model.` when that prefix is the only difference, the usual cause."""
+    first = min(unexpected, default="")
+    prefix = first.partition(".")[0] + "."
+    stripped = {key.removeprefix(prefix) for key in unexpected}
+    if missing and all(key.startswith(prefix) for key in unexpected) and set(missing) <= stripped:
+        return prefix
+    return None
+
+
+# ---- artifacts
+
+@contextlib.contextmanager
+def _quiet():
+    """torch.export and the ONNX converter talk (solver warnings through `logging`,
+    deprecation notes through `warnings`); a build prints only its own report."""
+    loggers = [logging.getLogger(name) for name in ("torch", "onnxscript", "onnx_ir")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def _spatial_axes(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Height and width of an input's batched tensor; a feature vector [F] has none."""
+    return (2, 3) if len(shape) == 3 else ()
+
+
+def _dynamic_shapes(graph, spatial: bool) -> tuple[dict, ...]:
+    """One batch dimension shared by all inputs (strict: it must stay dynamic); height and
+    width AUTO, so torch keeps them dynamic where the net allows and fixes them where not."""
+    batch = Dim("batch")
+    return tuple({0: batch, **{axis: Dim.AUTO for axis in _spatial_axes(i.shape) if spatial}}
+                 for i in graph.inputs)
+
+
+def _axis_names(graph) -> tuple[dict, ...]:
+    """Names for the dynamic axes of the ONNX inputs (torch's own are s0, s1, ...)."""
+    words = ("height", "width")
+    return tuple({0: "batch", **{axis: f"{i.name}_{word}"
+                                 for axis, word in zip(_spatial_axes(i.shape), words)}}
+                 for i in graph.inputs)
+
+
+def _example_inputs(graph) -> tuple[torch.Tensor, ...]:
+    """Batch 2 (torch fixes a batch of 1) at the declared sizes, as fake tensors: tracing
+    needs only their shapes, so a huge declared input allocates nothing."""
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        return tuple(torch.empty(2, *i.shape) for i in graph.inputs)
+
+
+def _takes_any_size(graph) -> bool:
+    """netc's own analysis: the built model takes every valid height and width (no layer's
+    parameters depend on them), so they can be dynamic. SimpleCNN's `fc1` pins 32x32."""
+    sizes = min_input_size(graph)
+    return sizes is not None and sizes.any_size
+
+
+def export_program(module: torch.nn.Module, graph) -> torch.export.ExportedProgram:
+    """torch.export of the module with a dynamic batch and, where the net takes any size,
+    dynamic height and width. Tracing is size-oblivious: otherwise every `size != 1` test (a
+    stage's map may shrink to 1x1) pins the spatial range above that size. Should torch fail
+    to trace the spatial sizes, only the batch is dynamic."""
+    module.eval()
+    inputs = _example_inputs(graph)
+
+    def export(spatial: bool) -> torch.export.ExportedProgram:
+        return torch.export.export(module, inputs, dynamic_shapes=_dynamic_shapes(graph, spatial))
+
+    program = None
+    with _quiet(), fx_config.patch(backed_size_oblivious=True):
+        if _takes_any_size(graph):
+            with contextlib.suppress(Exception):  # the optional part; the batch alone must work
+                program = export(spatial=True)
+        if program is None:
+            program = export(spatial=False)
+    program.example_inputs = None  # fake tensors: nothing worth saving
+    return program
 
 
 def save_torchscript(module: torch.nn.Module, path: Path) -> None:
@@ -61,21 +229,38 @@ def save_torchscript(module: torch.nn.Module, path: Path) -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=FutureWarning)
-        atomic_write(path, lambda temp: torch.jit.save(scripted, temp))
+        atomic_write(path, lambda staged: torch.jit.save(scripted, str(staged)))
 
 
-def save_export(module: torch.nn.Module, example_inputs: tuple, path: Path) -> None:
-    exported = torch.export.export(module.eval(), example_inputs)
-    atomic_write(path, lambda temp: torch.export.save(exported, temp))
+def save_export(module: torch.nn.Module, graph, path: Path) -> None:
+    program = export_program(module, graph)
+
+    def save(staged: Path) -> None:  # an open file: torch warns about a path not ending .pt2
+        with staged.open("wb") as stream:
+            torch.export.save(program, stream)
+
+    atomic_write(path, save)
+
+
+def save_onnx(module: torch.nn.Module, graph, path: Path) -> None:
+    """ONNX through the dynamo exporter (needs onnx and onnxscript: `netc[onnx]`), from the
+    same exported program as `save_export`. Weights are inside the file, unless the model
+    passes ONNX's 2 GB limit: then they go beside it, in `<name>.data`."""
+    program = export_program(module, graph)
+    with _quiet():
+        converted = torch.onnx.export(program, (), dynamo=True, verbose=False,
+                                      dynamic_shapes=_axis_names(graph))
+        atomic_write(path, lambda staged: converted.save(staged))
 
 
 def write_artifact(module: torch.nn.Module, code: PythonCode, graph, fmt: str, path: Path) -> None:
-    """One built net as `fmt`: torchscript, export (torch.export with a zero example
-    input) or py (the generated source); written atomically."""
+    """One built net as `fmt`: torchscript, export (torch.export), onnx, or py (the generated
+    source; `module` is not used); written atomically."""
     if fmt == "py":
-        atomic_write(path, lambda temp: Path(temp).write_text(code.src, encoding="utf-8"))
+        write_bytes(path, code.src.encode("utf-8"))
     elif fmt == "torchscript":
         save_torchscript(module, path)
+    elif fmt == "export":
+        save_export(module, graph, path)
     else:
-        example = tuple(torch.zeros(1, *i.shape) for i in graph.inputs)
-        save_export(module, example, path)
+        save_onnx(module, graph, path)
