@@ -33,13 +33,42 @@ LISTED_KEYS = 10  # a mismatch names at most this many keys of each kind
 
 def load_class(code: PythonCode, label: str) -> type[torch.nn.Module]:
     """Execute the generated source and return its module class."""
-    filename = f"<netc:{label}:{next(_counter)}>"
-    linecache.cache[filename] = (len(code.src), None, code.src.splitlines(True), filename)
-    namespace: dict = {"__name__": f"netc_generated_{label}"}
-    exec(compile(code.src, filename, "exec"), namespace)  # our own generated code, never spec text
-    cls = namespace[code.class_name]
+    cls = _execute(code.src, label)[code.class_name]
     cls.netc_source = code.src
     return cls
+
+
+_EXECUTED: dict[str, dict] = {}  # generated source -> the namespace it defined (per process)
+
+
+def _execute(src: str, label: str = "net") -> dict:
+    """Run generated source once per process. Its module classes pickle by source (see
+    `_rebuild`): a built model can be deep-copied, pickled and `torch.save`d whole, and
+    loaded in another process where netc is installed."""
+    if src not in _EXECUTED:
+        filename = f"<netc:{label}:{next(_counter)}>"
+        linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+        namespace: dict = {"__name__": f"netc_generated_{label}"}
+        exec(compile(src, filename, "exec"), namespace)  # our own generated code, never spec text
+        for value in list(namespace.values()):
+            if isinstance(value, type) and issubclass(value, torch.nn.Module) and \
+                    value.__module__ == namespace["__name__"]:
+                value.__reduce_ex__ = _reduce_by_source
+                value._netc_source = src
+        _EXECUTED[src] = namespace
+    return _EXECUTED[src]
+
+
+def _reduce_by_source(module: torch.nn.Module, protocol):
+    """Pickle a generated module as (its source, its class's name, its state): the class
+    lives in no importable module, so it is recreated from the source when unpickled."""
+    cls = type(module)
+    return _rebuild, (cls._netc_source, cls.__qualname__), module.__getstate__()
+
+
+def _rebuild(src: str, qualname: str) -> torch.nn.Module:
+    cls = _execute(src)[qualname]
+    return cls.__new__(cls)
 
 
 def script(module: torch.nn.Module) -> torch.jit.ScriptModule:

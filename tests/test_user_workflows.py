@@ -237,6 +237,26 @@ def test_torch_save_and_load_whole_model(model, x, expected):
         torch.testing.assert_close(loaded(x), expected, rtol=0, atol=0)
 
 
+def test_whole_model_loads_in_another_process(model, x, expected, tmp_path):
+    """`torch.save(model)` holds the generated source, so a fresh Python (with netc, but
+    without the spec) loads the model and computes the same output."""
+    import subprocess
+    import sys
+
+    torch.save(model, tmp_path / "model.pt")
+    torch.save({"x": x, "expected": expected}, tmp_path / "io.pt")
+    code = (f"import torch\n"
+            f"model = torch.load({str(tmp_path / 'model.pt')!r}, weights_only=False)\n"
+            f"data = torch.load({str(tmp_path / 'io.pt')!r})\n"
+            "with torch.no_grad():\n"
+            "    torch.testing.assert_close(model(data['x']), data['expected'], rtol=0, atol=0)\n"
+            "print(type(model.layer4[-1]).__name__)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "BasicBlock"
+
+
 def test_state_dict_round_trip_into_a_fresh_build(model, x, expected):
     fresh = netc.build(SPECS / "resnet18.net").eval()
     fresh.load_state_dict(model.state_dict(), strict=True)
