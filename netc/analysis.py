@@ -59,6 +59,16 @@ MERGE_OPS = {"add", "mul", "cat"}
 PASS_THROUGH = {"relu", "relu6", "sigmoid", "tanh", "silu", "gelu", "hardswish", "hardsigmoid",
                 "leaky_relu", "identity", "dropout", "bn", "radix_softmax", "split", "getitem"}
 MAX_PERIOD = 1024  # sizes are checked over one period of the size pattern, capped here
+# The minimum-input search re-types the graph once per input size it tries ("a probe"). Its
+# work is bounded per axis: at most MAX_PROBES sizes, and at most PROBE_NODE_BUDGET shape
+# rules in all (fewer sizes for a larger graph; never fewer than MIN_PROBES). The walk up
+# from where sizes stop collapsing tries at most 2 periods + SMALLEST_WINDOW sizes; a net
+# whose smallest valid size lies beyond that (a reshape pins the size) is reported as "not
+# searched" below its declared size rather than walked to (2^20 sizes took 20 s).
+MAX_PROBES = 2048
+MIN_PROBES = 16
+PROBE_NODE_BUDGET = 400_000
+SMALLEST_WINDOW = 64
 
 
 @dataclass(frozen=True)
@@ -364,6 +374,9 @@ class AxisSizes:
     declared: int
     regular: int  # where the steps start (after `min`, small sizes may be exceptions)
     early: tuple[int, ...] = ()  # the valid sizes below `regular`
+    # False when the search ran out of its budget (see MAX_PROBES): `min` is then the
+    # declared size, and smaller valid sizes may exist
+    searched: bool = True
 
     def text(self) -> str:
         steps = f"from {self.regular} in steps of {self.step}" if self.step > 1 else \
@@ -388,6 +401,9 @@ class MinInput:
 
     def describe(self) -> str:
         h, w = self.height, self.width
+        if not (h.searched and w.searched):
+            return (f"not searched: {h.min}x{w.min} (the declared size) is valid; smaller "
+                    f"sizes were not all tried (the search is bounded; a layer pins the size)")
         if 0 in (h.step, w.step):
             return (f"{h.min}x{w.min}; no regular pattern of larger sizes (a layer pins the "
                     f"input size)")
@@ -415,6 +431,10 @@ def _range(bounds: tuple[int, int | None]) -> str:
     return str(lo) if lo == hi else f"{lo}-{hi}"
 
 
+class _OutOfBudget(Exception):
+    """The minimum-input search tried as many sizes as it may (see MAX_PROBES)."""
+
+
 class _Prober:
     """Re-types the graph with another input size, using the ops' own shape rules."""
 
@@ -429,11 +449,20 @@ class _Prober:
                          and _spatial(n.shape) == _spatial(self.declared)}
         self.param_nodes = [n for n in self.order if n.op != "input" and OPS[n.op].has_module]
         self.cache: dict[tuple, tuple[str | None, dict | None]] = {}
+        self.budget = max(MIN_PROBES, min(MAX_PROBES, PROBE_NODE_BUDGET // max(1, len(self.order))))
+        self.probes = 0
+
+    def fresh_budget(self) -> None:
+        """Each axis gets its own budget of new sizes to try."""
+        self.probes = 0
 
     def shapes(self, shape: tuple[int, ...]) -> tuple[str | None, dict | None]:
         """(None, shapes) if every shape is valid, else (error code, None)."""
         if shape in self.cache:
             return self.cache[shape]
+        if self.probes >= self.budget:
+            raise _OutOfBudget()
+        self.probes += 1
         shapes: dict[str, object] = {}
         result: tuple[str | None, dict | None] = (None, shapes)
         for node in self.order:
@@ -506,11 +535,16 @@ def _axis_sizes(prober: _Prober, graph: Graph, axis: int) -> AxisSizes:
             lo = mid + 1
         else:
             hi = mid
-    smallest = next(n for n in range(lo, default + 1) if prober.valid(at(n)))
+    # (Above `lo`, validity need not be monotone: walk, but only a few periods; a layer that
+    # pins the size, a reshape to a fixed shape, may make the declared size the only one.)
+    period = _period(graph, axis)
+    window = range(lo, min(default, lo + 2 * period + SMALLEST_WINDOW) + 1)
+    smallest = next((n for n in window if prober.valid(at(n))), None)
+    if smallest is None:
+        return _unsearched(prober, default)
 
     # Past the smallest sizes (where a size of 1 may broadcast by coincidence), validity
     # repeats with the period: find where that regular pattern starts, and its step.
-    period = _period(graph, axis)
 
     def repeats(n: int) -> bool:  # a whole period from n that the next period repeats
         return all(prober.valid(at(m)) == prober.valid(at(m + period))
@@ -549,6 +583,20 @@ def _axis_sizes(prober: _Prober, graph: Graph, axis: int) -> AxisSizes:
     return AxisSizes(smallest, step, only_steps, model, default, regular, early)
 
 
+def _unsearched(prober: _Prober, default: int) -> AxisSizes:
+    """The answer when the search ran out of budget: the declared size is valid, nothing is
+    claimed about smaller ones, and the model is taken to accept only its own size."""
+    return AxisSizes(default, 0, True, (default, default), default, default, (), searched=False)
+
+
+def _bounded_axis_sizes(prober: _Prober, graph: Graph, axis: int) -> AxisSizes:
+    prober.fresh_budget()
+    try:
+        return _axis_sizes(prober, graph, axis)
+    except _OutOfBudget:
+        return _unsearched(prober, prober.declared[axis + 1])
+
+
 def _symmetric(graph: Graph) -> bool:
     """Whether height and width obey the same rules (so one axis answers for both)."""
     for node in graph:
@@ -577,11 +625,11 @@ def min_input_size(graph: Graph) -> MinInput | None:
     prober = _Prober(graph, inputs[0].id)
     if not prober.valid(prober.declared):
         return None
-    height = _axis_sizes(prober, graph, 0)
-    width = height if _symmetric(graph) else _axis_sizes(prober, graph, 1)
+    height = _bounded_axis_sizes(prober, graph, 0)
+    width = height if _symmetric(graph) else _bounded_axis_sizes(prober, graph, 1)
     shape = (prober.declared[0], height.min, width.min)
     resized = None
-    if (height.model[1], width.model[1]) != (None, None):
+    if (height.model[1], width.model[1]) != (None, None) and height.searched and width.searched:
         base, small = prober.signature(prober.declared), prober.signature(shape)
         if small is not None:
             resized = next((n.id for n, a, b in zip(prober.param_nodes, base, small) if a != b),
@@ -637,3 +685,4 @@ def analyse(graph: Graph, with_min_input: bool = True) -> Analysis:
         param_bytes=params * FLOAT_BYTES, buffer_bytes=sum(n.buffer_bytes for n in nodes),
         min_input=min_input_size(graph) if with_min_input else None,
         by_id={n.id: n for n in nodes})
+
