@@ -686,3 +686,97 @@ def analyse(graph: Graph, with_min_input: bool = True) -> Analysis:
         min_input=min_input_size(graph) if with_min_input else None,
         by_id={n.id: n for n in nodes})
 
+
+# ---- memory, before anything allocates it
+
+DEFAULT_MEMORY_LIMIT = 4 * 2 ** 30  # bytes (10^9 float32 parameters); `--limit memory=N`
+
+
+def _bytes(count: float) -> str:
+    for unit, size in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+        if count >= size:
+            return f"{count / size:.3g} {unit}"
+    return f"{int(count)} B"
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """What building (and running) the net allocates, in bytes, from the graph alone:
+    parameters and buffers, and per sample the inputs and the activations (views excluded;
+    an upper bound on what a forward pass holds, and what a training step keeps)."""
+
+    param_bytes: int
+    buffer_bytes: int
+    input_bytes: int  # per sample
+    activation_bytes: int  # per sample
+    largest: str | None  # the node with the most parameters
+
+    @property
+    def model_bytes(self) -> int:
+        return self.param_bytes + self.buffer_bytes
+
+    def run_bytes(self, batch: int, train: bool = False) -> int:
+        """A forward pass at this batch (a training step: gradients of the parameters too)."""
+        grads = self.param_bytes if train else 0
+        return self.model_bytes + grads + batch * (self.input_bytes + self.activation_bytes)
+
+
+def memory_estimate(graph: Graph) -> MemoryEstimate:
+    params = buffers = activations = 0
+    largest, most = None, -1
+    for node in graph:
+        cost = node_cost(graph, node.id)
+        params += cost.params
+        buffers += _buffer_bytes(node, cost)
+        if node.op not in VIEW_OPS and node.op != "input":
+            activations += _elements(node.shape)
+        if cost.params > most:
+            largest, most = node.id, cost.params
+    inputs = sum(_elements(i.shape) for i in graph.inputs)
+    return MemoryEstimate(params * FLOAT_BYTES, buffers, inputs * FLOAT_BYTES,
+                          activations * FLOAT_BYTES, largest if most > 0 else None)
+
+
+def memory_limit(limits: dict | None) -> int:
+    value = (limits or {}).get("memory")
+    return DEFAULT_MEMORY_LIMIT if value is None else int(value)
+
+
+def check_memory(graph: Graph, limits: dict | None = None, *, batch: int | None = None,
+                 train: bool = False, sources=None) -> MemoryEstimate:
+    """Raise NetcError (E211) when building the net, or running it at `batch`, would
+    allocate more than the memory limit (`limits["memory"]`, bytes; default 4 GiB): checked
+    from the graph before torch allocates anything. Returns the estimate."""
+    from netc.diagnostics import Diagnostic, NetcError
+
+    limit = memory_limit(limits)
+    estimate = memory_estimate(graph)
+    if batch is None:
+        need, what = estimate.model_bytes, "building it allocates"
+    else:
+        need = estimate.run_bytes(batch, train)
+        what = (f"a {'training step' if train else 'forward pass'} at batch {batch} needs "
+                f"about")
+    if need <= limit:
+        return estimate
+    parts = [f"parameters {_bytes(estimate.param_bytes)}",
+             f"buffers {_bytes(estimate.buffer_bytes)}"]
+    if batch is not None:
+        parts += [f"inputs {_bytes(batch * estimate.input_bytes)}",
+                  f"activations {_bytes(batch * estimate.activation_bytes)}"]
+        if train:
+            parts.append(f"gradients {_bytes(estimate.param_bytes)}")
+    node = graph.node(estimate.largest) if estimate.largest else None
+    if node is None or estimate.param_bytes <= limit // 2:  # activations: the net's output
+        node = graph.node(graph.outputs[0]) if graph.outputs else None
+    span = node.span if node is not None else None
+    notes = (f"float32: {', '.join(parts)}",)
+    if node is not None and node.id == estimate.largest:
+        notes += (f"the largest layer is `{node.id}` "
+                  f"({_bytes(node_cost(graph, node.id).params * FLOAT_BYTES)} of parameters)",)
+    diagnostic = Diagnostic(
+        "E211", f"{what} {_bytes(need)} ({need:,} bytes), beyond the memory limit of "
+                f"{_bytes(limit)}", span, notes=notes,
+        hint="raise it with `--limit memory=BYTES` (`limits={'memory': BYTES}` in "
+             "netc.build) if this is intended")
+    raise NetcError([diagnostic], sources)

@@ -34,14 +34,24 @@ def from_config(value: Any) -> Any:
     return value
 
 
-def _compiled_or_raise(spec, params, input_shape=None, net=None) -> Compiled:
+def _compiled_or_raise(spec, params, input_shape=None, net=None, limits=None) -> Compiled:
     params = {key: from_config(value) for key, value in params.items()}
     if input_shape is not None:
         input_shape = tuple(from_config(input_shape))
-    compiled = compile_spec(spec, params, input_shape=input_shape, net=net)
+    compiled = compile_spec(spec, params, input_shape=input_shape, net=net,
+                            limits=_compile_limits(limits))
     if not compiled.ok:
         raise NetcError(compiled.diagnostics, compiled.sources)
     return compiled
+
+
+def _compile_limits(limits: Mapping | None) -> dict | None:
+    """The limits compile_spec knows (`memory` is the build's own: see netc.load.instantiate)."""
+    if not limits:
+        return None
+    from netc.elaborate import LIMITS
+
+    return {key: value for key, value in from_config(limits).items() if key in LIMITS}
 
 
 def summary(spec: str | Path, *, input_shape: tuple[int, ...] | None = None,
@@ -62,12 +72,16 @@ def generate_source(spec: str | Path, **params: Any) -> PythonCode:
 
 
 def build(spec: str | Path, *, input_shape: tuple[int, ...] | None = None,
-          net: str | None = None, weights: str | Path | Mapping | None = None, **params: Any):
+          net: str | None = None, weights: str | Path | Mapping | None = None,
+          limits: Mapping[str, int] | None = None, **params: Any):
     """The spec as an `nn.Module` (params override the spec's; raises NetcError on errors).
     `weights`, a state_dict or a file saved by torch.save, is loaded strictly: a file that
-    cannot be read raises netc.files.PathError, one that does not fit netc.WeightsMismatch."""
-    compiled = _compiled_or_raise(spec, params, input_shape, net)
-    module, _ = lower(compiled)
+    cannot be read raises netc.files.PathError, one that does not fit netc.WeightsMismatch.
+    `limits` are the CLI's `--limit`s, `memory` among them: the bytes of parameters and
+    buffers the module may allocate (default 4 GiB), checked before anything is allocated."""
+    limits = from_config(limits)
+    compiled = _compiled_or_raise(spec, params, input_shape, net, limits)
+    module, _ = lower(compiled, limits)
     if weights is not None:
         from netc.load import load_weights
 
@@ -75,9 +89,12 @@ def build(spec: str | Path, *, input_shape: tuple[int, ...] | None = None,
     return module
 
 
-def lower(compiled: Compiled):
-    """A valid compilation as a live module, with the source it was made from."""
-    from netc.load import load_class  # torch is imported only here
+def lower(compiled: Compiled, limits: Mapping[str, int] | None = None):
+    """A valid compilation as a live module, with the source it was made from; its size is
+    checked against `limits["memory"]` first (NetcError E211; see netc.load.instantiate)."""
+    from netc.load import instantiate  # torch is imported only here
 
     code = emit_module(compiled.graph, compiled.spec.name)
-    return load_class(code, compiled.spec.stem)(), code
+    module = instantiate(code, compiled.graph, limits, label=compiled.spec.stem,
+                         sources=compiled.sources)
+    return module, code
