@@ -61,6 +61,9 @@ BENCH_DEFAULTS = {
     "train_batch_size": 2,  # BatchNorm needs more than one sample per channel to train
     "train_runs": 2,  # timed training steps after one untimed one; the median is reported
     "threads": None,  # torch.set_num_threads in the job (null: torch's default)
+    # bytes a job may allocate: the model, and a measurement's batch (inputs, activations,
+    # gradients), estimated from the graph before anything is allocated (null: 4 GiB)
+    "memory": None,
 }
 
 # The columns of results.csv / results.json, in order.
@@ -260,15 +263,48 @@ def primary_config(specs: list[SpecParams], spec_default: str | None) -> dict:
                          f"option ({', '.join(OPTIONS)}); rename it to sweep it")
     node = {
         "defaults": [{"override hydra/sweeper": "netc"}, "_self_"],
-        "spec": spec_default if spec_default is not None else MISSING,
+        "spec": escape(spec_default) if spec_default is not None else MISSING,
         "net": None,
-        **params,
+        **escape(params),  # spec strings are data (see `escape`)
         "input": None,  # the first input's size: 64, [64, 48], [3, 64, 64] or "3,64,64"
         "artifact": False,  # true (TorchScript), or torchscript / export / py
         "measure": "none",  # latency: CPU forward latency and one training step
         "bench": dict(BENCH_DEFAULTS),
     }
     return node
+
+
+_INTERPOLATION = None
+
+
+def escape(value):
+    """A value as data for OmegaConf: every `${` in its strings escaped (`\\${`, with the
+    backslashes before it doubled), so that OmegaConf reads back exactly the text and never
+    resolves it (`${oc.env:SECRET}` would read the environment, `${foo}` fails). Lists and
+    dicts are escaped throughout; other values are returned as they are."""
+    global _INTERPOLATION
+    if isinstance(value, str):
+        if "${" not in value:
+            return value
+        if _INTERPOLATION is None:
+            import re
+            _INTERPOLATION = re.compile(r"(\\*)\$\{")
+        return _INTERPOLATION.sub(lambda m: m.group(1) * 2 + "\\${", value)
+    if isinstance(value, (list, tuple)):
+        return [escape(item) for item in value]
+    if isinstance(value, dict):
+        return {key: escape(item) for key, item in value.items()}
+    return value
+
+
+def escape_override(text: str) -> str:
+    """A command-line override with its value escaped (see `escape`): sweep values are
+    data. Hydra's own settings (`hydra.*`, `hydra/...`) keep their interpolations
+    (`hydra.sweep.dir=runs/${now:%H-%M}` is Hydra's documented use)."""
+    key, sep, value = text.partition("=")
+    if not sep or key.lstrip("+~").startswith("hydra"):
+        return text
+    return key + sep + escape(value)
 
 
 def register_config(node: dict, name: str = CONFIG_NAME) -> None:
@@ -382,7 +418,7 @@ def _options(cfg, problems: list[str]) -> dict:
                 problems.append(f"bench.train: expected true or false, got {value!r}")
         elif key not in BENCH_DEFAULTS:
             problems.append(f"bench.{key}: unknown (known: {', '.join(BENCH_DEFAULTS)})")
-        elif not (value is None and key == "threads") and (
+        elif not (value is None and key in ("threads", "memory")) and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 0
                 or value == 0 and key in ("batch_size", "runs", "train_batch_size",
                                           "train_runs", "threads")):
@@ -398,7 +434,7 @@ def check_variant(cfg) -> Check:
     from netc.diagnostics import render_text
 
     problems: list[str] = []
-    if OmegaConf.is_missing(cfg, "spec"):
+    if "spec" not in cfg or OmegaConf.is_missing(cfg, "spec"):
         return Check("invalid", error="no spec: give SPEC, spec=PATH or `spec:` in the config")
     path = Path(str(cfg.spec))
     if not path.is_absolute():
@@ -455,8 +491,40 @@ def check_variant(cfg) -> Check:
         return Check("invalid", spec=path, error=one,
                      diagnostics=render_text(compiled.diagnostics, compiled.sources),
                      options=options)
+    refused = _memory_problem(compiled.graph, options)
+    if refused is not None:
+        first = refused.diagnostics[0]
+        return Check("invalid", spec=path, error=f"{first.code} {first.slug}: {first.message}",
+                     diagnostics=str(refused), options=options,
+                     stats=static_stats(compiled.graph))
     return Check("ok", spec=path, compiled=compiled, stats=static_stats(compiled.graph),
                  options=options)
+
+
+def _memory_limits(options: dict) -> dict | None:
+    memory = options["bench"].get("memory")
+    return None if memory is None else {"memory": memory}
+
+
+def _memory_problem(graph, options: dict):
+    """The NetcError (E211) of a variant whose job would allocate past the memory limit:
+    building the model (an artifact or a measurement), a forward pass at `batch_size`, a
+    training step at `train_batch_size`; None when it fits or the job builds nothing."""
+    from netc.analysis import check_memory
+    from netc.diagnostics import NetcError
+
+    if options["artifact"] is None and options["measure"] == "none":
+        return None
+    bench, limits = options["bench"], _memory_limits(options)
+    try:
+        check_memory(graph, limits)
+        if options["measure"] == "latency":
+            check_memory(graph, limits, batch=bench["batch_size"])
+            if bench.get("train", True):
+                check_memory(graph, limits, batch=bench["train_batch_size"], train=True)
+    except NetcError as error:
+        return error
+    return None
 
 
 def _first_line(text: str) -> str:
@@ -542,7 +610,7 @@ def evaluate_variant(cfg, out_dir: Path) -> dict:
     from netc.load import write_artifact
 
     graph = check.compiled.graph
-    module, code = lower(check.compiled)
+    module, code = lower(check.compiled, _memory_limits(opts))  # sizes checked first
     if opts["artifact"]:
         path = out_dir / (check.spec.stem + ARTIFACTS[opts["artifact"]])
         write_artifact(module, code, graph, opts["artifact"], path)
@@ -747,7 +815,7 @@ def run_sweeper(sweeper, arguments: list[str]):
         else:
             with open_dict(job_cfg):
                 del job_cfg["hydra"]
-            check = check_variant(job_cfg)
+            check = _checked(job_cfg)
             variant.status, variant.error = check.status, check.error
             variant.diagnostics, variant.stats = check.diagnostics, check.stats
             variant.spec = str(check.spec) if check.spec else None
@@ -769,8 +837,9 @@ def run_sweeper(sweeper, arguments: list[str]):
     returns = []
     try:
         start = 0
-        for chunk in sweeper.split_overrides_to_chunks([v.overrides for v in valid],
-                                                       sweeper.max_batch_size):
+        chunks = sweeper.split_overrides_to_chunks([v.overrides for v in valid],
+                                                   sweeper.max_batch_size) if valid else []
+        for chunk in chunks:  # (Hydra's splitter asserts on an empty list: all invalid)
             results = sweeper.launcher.launch(chunk, initial_job_idx=start)
             for variant, result in zip(valid[start:start + len(chunk)], results):
                 _record_launched(variant, result, start)
@@ -781,6 +850,17 @@ def run_sweeper(sweeper, arguments: list[str]):
         outcome.seconds = time.perf_counter() - tic
         _write_variants(sweep_dir, variants)
     return returns
+
+
+def _checked(job_cfg) -> Check:
+    """check_variant, with a config OmegaConf cannot read (an interpolation in a config
+    file that does not resolve) as an invalid variant, not a traceback."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return check_variant(job_cfg)
+    except OmegaConfBaseException as error:
+        return Check("invalid", error=" ".join(str(error).split("\n")[0].split()))
 
 
 def _record_launched(variant: Variant, result, number: int) -> None:
@@ -1252,6 +1332,29 @@ def _parse(tokens: list[str], flags: argparse.Namespace) -> argparse.Namespace:
     return opts
 
 
+def _checked_overrides(overrides: list[str]) -> list[str]:
+    """The overrides escaped (see `escape_override`) and parsed once with Hydra's parser
+    before Hydra runs: a malformed one, or one deleting a netc option (`~spec`), is a usage
+    error here rather than a traceback later."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from netc.cli import UsageError
+
+    escaped = [escape_override(o) for o in overrides]
+    parser = OverridesParser.create()
+    for original, text in zip(overrides, escaped):
+        try:
+            parsed = parser.parse_overrides([text])[0]
+        except Exception as error:
+            raise UsageError(f"cannot read the override `{original}`: "
+                             f"{' '.join(str(error).split())}") from None
+        key = parsed.get_key_element().lstrip("+~")
+        if parsed.is_delete() and key in OPTIONS:
+            raise UsageError(f"`{original}`: `{key}` is a netc sweep option and cannot be "
+                             f"deleted; set it instead (e.g. {key}=...)")
+    return escaped
+
+
 def _spec_values(overrides: list[str]) -> tuple[list[str], str | None]:
     """The spec paths named by a `spec=` override (a sweep gives several) and `net=`."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -1341,6 +1444,7 @@ def run_cli(flags: argparse.Namespace) -> int:
     if opts.config_dir and not Path(opts.config_dir).is_dir():
         raise UsageError(f"--config-dir: `{opts.config_dir}` is not a directory")
 
+    opts.overrides = _checked_overrides(opts.overrides)
     swept, net = _spec_values(opts.overrides)
     spec_default = None
     if opts.spec is not None:
