@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from netc.diagnostics import Diagnostics
 from netc.ir import Graph
-from netc.ops import AUTO, OpSpec, check_value, kind_words, suggest
+from netc.ops import AUTO, MAX_INT_ARG, OpSpec, check_value, ints_in, kind_words, suggest
 from netc.shapes import Shape, ShapeError
 
 MAX_CHANNELS = 1 << 20
@@ -59,12 +59,18 @@ def bind_op_args(op: OpSpec, args: tuple, kwargs: dict, defaults: dict, span, er
             raise error_type("E305", f"`{op.name}` needs `{param.name}`", span,
                              hint=f"e.g. `{op.name}({', '.join(p.name for p in op.params if p.required)})`")
         value = _normalise(value)
+        if param.kind in ("float", "pos_float", "prob") and _is_plain_int(value):
+            value = float(value)  # a float argument stays a float (TorchScript checks types)
+        big = [v for v in ints_in(value) if abs(v) > MAX_INT_ARG]
+        if big:
+            raise error_type("E308", f"`{op.name}` argument `{param.name}` is {big[0]:,}, beyond "
+                                     f"the largest size netc accepts ({MAX_INT_ARG:,})", span)
         if not check_value(param.kind, value) and not (value == AUTO and param.default == AUTO):
             is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
             wants_number = param.kind not in ("bool",)
             code = "E308" if is_number and wants_number else "E307"
             raise error_type(code, f"`{op.name}` argument `{param.name}` must be "
-                                   f"{kind_words(param.kind)}, got {value!r}", span)
+                                   f"{kind_words(param.kind)}, got {_shown(value)}", span)
         result[param.name] = value
     for param in op.params:
         if param.kind in ("pos",) and isinstance(result[param.name], int) \
@@ -96,3 +102,18 @@ def infer_graph(graph: Graph, diags: Diagnostics | None = None) -> dict[str, Sha
                 raise
             diags.error(error.code, error.message, node.span, hint=error.hint, notes=error.notes)
     return shapes
+
+
+def _shown(value) -> str:
+    """An argument's value for a message: data as written, anything else by its kind."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return repr(value)
+    if isinstance(value, list) and len(value) <= 8:
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    return "a tensor" if hasattr(value, "shape") and hasattr(value, "node") else "a layer"
+
+
+def _is_plain_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 1 << 53

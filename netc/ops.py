@@ -88,6 +88,18 @@ def _is_pair(v, low: int) -> bool:
     return isinstance(v, list) and len(v) == 2 and all(_is_int(x) and x >= low for x in v)
 
 
+MAX_INT_ARG = (1 << 31) - 1  # sizes, paddings, strides...: what PyTorch's kernels index with
+
+
+def ints_in(value) -> list[int]:
+    """The integers an argument holds (itself, or a list's)."""
+    if _is_int(value):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if _is_int(v)]
+    return []
+
+
 def check_value(kind: str, value) -> bool:
     """Whether `value` is acceptable for an argument of this kind."""
     if kind == "pos":
@@ -132,6 +144,9 @@ def kind_words(kind: str) -> str:
 def lit(value) -> str:
     if isinstance(value, list):
         return "(" + ", ".join(lit(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, float):  # always a float literal: `0.0`, never `0` (TorchScript types)
+        text = repr(value)
+        return text if any(c in text for c in ".eEn") else text + ".0"
     return repr(value)
 
 
