@@ -6,11 +6,12 @@ Only `netc.source` is imported here, so any stage can depend on this module.
 """
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 from dataclasses import dataclass
 
-from netc.source import SourceMap, Span
+from netc.source import SourceMap, Span, escape_controls
 
 
 class Severity(str, enum.Enum):
@@ -155,7 +156,7 @@ def _paint(text: str, style: str, colour: bool) -> str:
 
 
 def _snippet(span: Span, sources: SourceMap, colour: bool, label: str = "") -> list[str]:
-    line = sources.line_text(span)
+    line = escape_controls(sources.line_text(span))
     if not line:  # nothing to quote (an override from the command line, an empty line)
         return []
     gutter = len(str(span.line))
@@ -170,13 +171,28 @@ def _snippet(span: Span, sources: SourceMap, colour: bool, label: str = "") -> l
 
 
 def render_one(d: Diagnostic, sources: SourceMap, colour: bool = False) -> str:
-    where = f"{d.span}: " if d.span else "netc: "
+    """One diagnostic as text; spec text in it (names, strings, paths) has its control
+    characters escaped, so that nothing a spec holds can drive the terminal."""
+    safe = dataclasses.replace(
+        d, message=escape_controls(d.message), notes=tuple(escape_controls(n) for n in d.notes),
+        hint=escape_controls(d.hint) if d.hint else d.hint,
+        labels=tuple(Label(l.span, escape_controls(l.text)) for l in d.labels))
+    return _render_one(safe, sources, colour)
+
+
+# A text report shows at most this many warnings of one code (20,000 unused blocks are one
+# problem); JSON keeps every one.
+MAX_WARNINGS_SHOWN = 100
+
+
+def _render_one(d: Diagnostic, sources: SourceMap, colour: bool = False) -> str:
+    where = f"{escape_controls(str(d.span))}: " if d.span else "netc: "
     head = _paint(f"{d.severity.value}[{d.code}]", d.severity.value, colour)
     lines = [f"{_paint(where, 'bold', colour)}{head}: {d.message}"]
     if d.span:
         lines += _snippet(d.span, sources, colour)
     for label in d.labels:
-        lines.append(f"  note: {label.text} at {label.span}")
+        lines.append(f"  note: {label.text} at {escape_controls(str(label.span))}")
         lines += _snippet(label.span, sources, colour)
     lines += [f"  note: {note}" for note in d.notes]
     if d.hint:
@@ -186,7 +202,19 @@ def render_one(d: Diagnostic, sources: SourceMap, colour: bool = False) -> str:
 
 def render_text(diagnostics: list[Diagnostic], sources: SourceMap, colour: bool = False) -> str:
     ordered = sorted(diagnostics, key=Diagnostic.sort_key)
-    return "\n".join(render_one(d, sources, colour) for d in ordered)
+    shown: dict[str, int] = {}
+    out = []
+    for d in ordered:
+        if not d.is_error:
+            shown[d.code] = shown.get(d.code, 0) + 1
+            if shown[d.code] > MAX_WARNINGS_SHOWN:
+                continue
+        out.append(render_one(d, sources, colour))
+    for code, count in shown.items():
+        if count > MAX_WARNINGS_SHOWN:
+            out.append(f"netc: {count - MAX_WARNINGS_SHOWN:,} more warning[{code}] "
+                       f"({CODES.get(code, 'unknown')}) not shown; --format json lists all")
+    return "\n".join(out)
 
 
 def render_json(diagnostics: list[Diagnostic]) -> str:

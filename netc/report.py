@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from netc.analysis import GLOBAL, Analysis, NodeStats, analyse, human
 from netc.ir import Graph
 from netc.shapes import Multi, format_shape
+from netc.source import escape_controls
 
 COLUMNS = ("Layer", "Op", "Output shape", "Params", "MACs", "RF", "Stride")
 NUMERIC = {"Params", "MACs", "RF", "Stride"}
@@ -317,7 +318,7 @@ class Summary:
         rule = "=" * (sum(widths) + 2 * (len(widths) - 1))
         out = []
         if self.doc:
-            out += [self.doc, ""]
+            out += [escape_controls(self.doc), ""]  # spec text: never raw controls
         out += [self.header(), rule, line(COLUMNS), rule]
         out += [line(values) for _, values in cells]
         out.append(rule)
@@ -341,7 +342,7 @@ class Summary:
         from rich.text import Text
 
         if self.doc:
-            console.print(Text(self.doc, style="italic"))
+            console.print(Text(escape_controls(self.doc), style="italic"))
             console.print()
         table = Table(title=self.header(), title_justify="left", box=box.SIMPLE_HEAD,
                       header_style="bold")
@@ -429,7 +430,7 @@ class Summary:
     def to_markdown(self, depth: int | None = None) -> str:
         out = []
         if self.doc:
-            out += [self.doc, ""]
+            out += [escape_controls(self.doc), ""]  # spec text: never raw controls
         out += [f"**{self.header()}**", ""]
         out.append("| " + " | ".join(COLUMNS) + " |")
         out.append("|" + "|".join("---:" if c in NUMERIC else "---" for c in COLUMNS) + "|")

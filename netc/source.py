@@ -5,7 +5,21 @@ can use it without import cycles.
 """
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
+
+# C0 and C1 controls (but tab and newline), DEL, and the bidirectional overrides: what must
+# never reach a terminal raw from spec text (an escape sequence can retitle or rewrite it)
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def escape_controls(text: str) -> str:
+    """`text` safe to print: control characters shown as `\\x1b`, `\\u202e`, ..."""
+    if not _UNSAFE.search(text):
+        return text
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                       else f"\\u{ord(m.group()):04x}", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +50,13 @@ class SourceFile:
     path: str  # as the user should read it (relative when it was given relative)
     text: str
 
+    @functools.cached_property
+    def lines(self) -> list[str]:
+        """The text split once (a file with 20,000 diagnostics must not be split 20,000 times)."""
+        return self.text.splitlines()
+
     def line_text(self, line: int) -> str:
-        lines = self.text.splitlines()
+        lines = self.lines
         return lines[line - 1] if 1 <= line <= len(lines) else ""
 
 
