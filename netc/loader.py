@@ -11,7 +11,7 @@ from pathlib import Path
 
 from netc import ast
 from netc.diagnostics import Diagnostics
-from netc.parser import parse_source
+from netc.parser import MAX_SOURCE_BYTES, parse_source
 from netc.source import SourceFile, SourceMap, Span
 
 MAX_IMPORT_DEPTH = 32
@@ -41,6 +41,20 @@ def display_path(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def read_spec_text(path: Path) -> str | None:
+    """A spec file's text, or None when it is over the size limit: the size is checked
+    before the text is read (by stat, then by reading at most one byte past the limit, for
+    files whose size stat does not tell), so a huge file is never read whole."""
+    if path.stat().st_size > MAX_SOURCE_BYTES:
+        return None
+    with path.open("rb") as handle:
+        data = handle.read(MAX_SOURCE_BYTES + 1)
+    if len(data) > MAX_SOURCE_BYTES:
+        return None
+    text = data.decode("utf-8")
+    return text[1:] if text.startswith("\ufeff") else text  # a byte-order mark is no text
 
 
 def load_program(spec: str | Path, diags: Diagnostics, allowed: list[Path] | None = None) -> Program:
@@ -77,7 +91,13 @@ class _Loader:
             self.diags.error("E211", f"imports nest deeper than {MAX_IMPORT_DEPTH} files", span)
             return None
         try:
-            source = SourceFile(display_path(path), path.read_text(encoding="utf-8"))
+            text = read_spec_text(path)
+            if text is None:
+                self.diags.error("E211", f"`{display_path(path)}` is larger than "
+                                         f"{MAX_SOURCE_BYTES:,} bytes, the limit for a spec file",
+                                 span, hint="is this the right file?")
+                return None
+            source = SourceFile(display_path(path), text)
         except (OSError, UnicodeDecodeError) as error:
             reason = "it is not UTF-8 text" if isinstance(error, UnicodeDecodeError) else \
                 (error.strerror or str(error)).lower()

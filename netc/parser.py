@@ -10,11 +10,13 @@ import functools
 import hashlib
 import importlib.resources
 import os
+import re
 from pathlib import Path
 
 import lark
 from lark import Lark, Token
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import (UnexpectedCharacters, UnexpectedEOF, UnexpectedInput,
+                             UnexpectedToken, VisitError)
 
 from netc import ast
 from netc.diagnostics import Diagnostics
@@ -65,7 +67,14 @@ def lark_parser() -> Lark:
                 cache=_cache_file(grammar), start=["start", "expr"])
 
 
-MAX_SOURCE_CHARS = 1 << 20  # a spec is a screenful; a megabyte is a mistake (or an attack)
+# A spec is a screenful (the largest shipped one is 3 kB). The limit keeps parsing within a
+# few seconds: Lark reads roughly 100-200 kB a second, so a megabyte took 25-57 s.
+MAX_SOURCE_BYTES = 256 << 10
+MAX_SOURCE_CHARS = MAX_SOURCE_BYTES
+
+# Control characters (but tab, newline and carriage return), DEL and C1 controls: no spec
+# needs them, and in a comment or a doc they would reach a terminal or generated code.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def parse_source(source: SourceFile, diags: Diagnostics) -> ast.Module | None:
@@ -75,13 +84,23 @@ def parse_source(source: SourceFile, diags: Diagnostics) -> ast.Module | None:
                             f"{MAX_SOURCE_CHARS:,}", Span(source.path, 1, 1, 1, 2),
                     hint="is this the right file?")
         return None
+    control = _CONTROL.search(source.text)
+    if control:
+        line = source.text.count("\n", 0, control.start()) + 1
+        col = control.start() - (source.text.rfind("\n", 0, control.start()) + 1) + 1
+        diags.error("E102", f"control character U+{ord(control.group()):04X} in the source "
+                            f"text", _token_span(source, line, col),
+                    hint="a spec is plain text: remove it (comments and strings too)")
+        return None
     try:
         tree = lark_parser().parse(source.text, start="start")
         items = _flatten(ast.ToAst(source.path).transform(tree))
     except UnexpectedInput as error:
         _syntax_diagnostic(error, source, diags)
         return None
-    except RecursionError:
+    except (RecursionError, VisitError) as error:
+        if isinstance(error, VisitError) and not isinstance(error.orig_exc, RecursionError):
+            raise
         diags.error("E211", "expressions nest too deeply to compile", Span(source.path, 1, 1, 1, 2),
                     hint="split long expressions with intermediate names")
         return None
@@ -99,7 +118,9 @@ def parse_expression(text: str, span: Span, diags: Diagnostics) -> ast.Expr | No
         diag = _syntax_diagnostic(error, inner, Diagnostics())
         diags.error(diag.code, f"cannot read `{text}`: {diag.message}", span)
         return None
-    except RecursionError:
+    except (RecursionError, VisitError) as error:
+        if isinstance(error, VisitError) and not isinstance(error.orig_exc, RecursionError):
+            raise
         diags.error("E211", "expression nests too deeply", span)
         return None
 
