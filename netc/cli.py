@@ -16,7 +16,6 @@ from netc.diagnostics import Diagnostics, NetcError, WeightsMismatch, render_jso
 from netc.files import PathError, check_input, check_output, write_bytes
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
-ISSUES_URL = "https://github.com/netc-dev/netc/issues"
 
 FORMATS = {
     "torchscript": ".pt",  # torch.jit.save of the scripted module
@@ -67,9 +66,12 @@ def _parse_limits(pairs: list[str] | None) -> dict[str, int]:
         if name not in LIMITS:
             raise UsageError(f"--limit: unknown limit `{name}` (known: {', '.join(LIMITS)})")
         try:
-            limits[name] = int(float(value))
-        except ValueError:
-            raise UsageError(f"--limit {name}: `{value}` is not a number") from None
+            number = float(value)
+            limits[name] = int(number) if float(int(number)) == number else int("x")
+        except (ValueError, OverflowError):
+            raise UsageError(f"--limit {name}: `{value}` is not a whole number") from None
+        if limits[name] < 0 or limits[name] > 10 ** 18:
+            raise UsageError(f"--limit {name}: `{value}` is out of range (0 to 1e18)")
     return limits
 
 
@@ -290,8 +292,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--net", metavar="NAME",
                         help="the net to use (default: the last net defined in the file)")
     parser.add_argument("--limit", action="append", metavar="NAME=N",
-                        help="change a safety limit: repeat (10000), nodes (200000), depth (64), "
-                             "params (1e10)")
+                        help="change a safety limit: repeat (10000), nodes (50000), depth (64), "
+                             "params (1e10), steps (1e6: work while elaborating), elements (1e7: "
+                             "list items and string characters created)")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -417,8 +420,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as error:  # a bug in netc: say so, never pass it off as a spec error
         print(f"netc: internal error: {type(error).__name__}: {error}\n"
-              f"netc: this is a bug in netc, not in your spec; please report it at {ISSUES_URL} "
-              "with the spec and command", file=sys.stderr)
+              "netc: this is a bug in netc, not in your spec; please report it with the spec "
+              "and the command", file=sys.stderr)
         if os.environ.get("NETC_DEBUG"):
             raise
         return EXIT_INTERNAL

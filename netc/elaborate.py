@@ -30,12 +30,23 @@ from netc.source import Span
 # `compile_spec(limits=...)` change them for one compilation.
 LIMITS = {
     "repeat": 10_000,  # one repeat count or loop length
-    "nodes": 200_000,  # nodes in one graph
+    "nodes": 50_000,  # nodes in one graph (70x the largest shipped net; a few seconds)
     "depth": 64,  # nested block applications (a block that applies itself)
     "params": 10_000_000_000,  # parameters in the whole net
+    # work budgets: every input answers in seconds and megabytes, whatever it computes
+    "steps": 1_000_000,  # statements run and expressions evaluated, in all
+    "elements": 10_000_000,  # list items and string characters created, in all
+}
+LIMIT_HELP = {
+    "repeat": "one repeat count or loop length",
+    "nodes": "nodes in one graph",
+    "depth": "nested block applications",
+    "params": "parameters in the whole net",
+    "steps": "statements run and expressions evaluated while elaborating",
+    "elements": "list items and string characters created while elaborating",
 }
 
-LABEL_RE = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")  # dots nest: "paths.0"
+LABEL_RE = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")  # fullmatch only  # dots nest: "paths.0"
 RESERVED_WORDS = {"true", "false", "none", "in", "if", "then", "else", "elif", "for", "out",
                   "input", "block", "net", "import", "defaults", "assert", "and", "or", "not"}
 
@@ -71,6 +82,10 @@ class EvalError(Exception):
         super().__init__(message)
         self.code, self.message, self.span = code, message, span
         self.hint, self.notes, self.labels = hint, notes, labels
+
+
+class BudgetExceeded(EvalError):
+    """The work budget (steps, elements) ran out: elaboration stops at once, as a whole."""
 
 
 # ---- runtime values of the spec language
@@ -179,6 +194,10 @@ class Elaborator:
         self.reported: set[tuple] = set()
         self.module_parents: set[str] = set()
         self.warned: set[Span] = set()
+        self.steps = 0  # work done so far, against limits["steps"]
+        self.elements = 0  # list items and characters created, against limits["elements"]
+        self._fresh_next: dict[str, int] = {}
+        self.budget_reported = False  # per stem: the next suffix to try
 
     # ---- entry point
 
@@ -210,7 +229,11 @@ class Elaborator:
         env = Env(self.program.modules[self._owner_path(defn, root)], dict(bound))
         for module in self.program.modules.values():
             self._file_defaults(module)  # report mistakes in `defaults` lines up front
-        self._run_body(defn.body, env, is_net=True)
+        try:
+            self._run_body(defn.body, env, is_net=True)
+        except BudgetExceeded as error:  # the work budget ran out: one error, nothing after
+            self._report(error)
+            return self.graph
         self._warn_unused_tensors(env)
         self._warn_unused_blocks(root)
         if not self.graph.outputs and not self.diags.has_errors:
@@ -325,6 +348,10 @@ class Elaborator:
     def _report(self, error: EvalError) -> None:
         if not error.code:  # a poisoned value already reported upstream
             return
+        if isinstance(error, BudgetExceeded):
+            if self.budget_reported:  # one report of the budget, however often it is met
+                return
+            self.budget_reported = True
         key = (error.code, error.span, error.message)
         if key in self.reported:  # the same mistake met again (a loop, a repeated block)
             return
@@ -338,6 +365,8 @@ class Elaborator:
         for stmt in body:
             try:
                 self._run_stmt(stmt, env, is_net)
+            except BudgetExceeded:
+                raise
             except EvalError as error:
                 self._report(error)
                 self._poison(stmt, env)
@@ -360,7 +389,28 @@ class Elaborator:
         elif isinstance(stmt, ast.Out):
             env.values["<out>"] = UNKNOWN
 
+    def _step(self, span: Span | None) -> None:
+        self.steps += 1
+        if self.steps > self.limits["steps"]:
+            raise BudgetExceeded("E211", f"elaborating the net takes more than "
+                                         f"{self.limits['steps']:,} steps (statements and "
+                                         f"expressions evaluated)", span,
+                                 hint="a runaway loop, repeat or recursion? if the net is "
+                                      "meant to be this large, raise it with "
+                                      "`--limit steps=N`")
+
+    def _grow(self, count: int, span: Span | None) -> None:
+        """Account for `count` list items or characters about to be created (before they are)."""
+        self.elements += count
+        if self.elements > self.limits["elements"]:
+            raise BudgetExceeded("E211", f"elaborating the net creates more than "
+                                         f"{self.limits['elements']:,} list items and string "
+                                         f"characters (this one adds {count:,})", span,
+                                 hint="a list or string that doubles in a loop? if this is "
+                                      "intended, raise it with `--limit elements=N`")
+
     def _run_stmt(self, stmt, env: Env, is_net: bool):
+        self._step(stmt.span)
         bound = {ast.Assign: lambda: [stmt.name], ast.Unpack: lambda: list(stmt.names),
                  ast.InputDecl: lambda: [stmt.name], ast.For: lambda: [stmt.var]}
         for word in bound.get(type(stmt), lambda: [])():
@@ -411,6 +461,7 @@ class Elaborator:
             raise EvalError("E310", f"`for` needs a list or a range, got {kind_of(items)}",
                             stmt.iterable.span, hint="write `for i in 0..3` or `for n in [64, 128]`")
         for item in items:
+            self._step(stmt.span)  # an empty body still costs its iterations
             env.values[stmt.var] = item
             self._run_body(stmt.body, env, is_net)
 
@@ -449,6 +500,15 @@ class Elaborator:
             raise EvalError("E210", f"input `{stmt.name}` needs a shape [C, H, W] or [F] of "
                                     f"positive integers, got {shape!r}", span)
         shape = tuple(shape)
+        if stmt.name in self.graph:
+            first = self.graph.node(stmt.name)
+            if first.span == stmt.span:
+                raise EvalError("E203", f"`input {stmt.name}` runs more than once: an input is "
+                                        f"declared once, outside loops", stmt.span)
+            raise EvalError("E203", f"`{stmt.name}` is already the name of "
+                                    f"{'an input' if first.op == 'input' else 'a layer'}",
+                            stmt.span, labels=(Label(first.span, "first named here"),),
+                            hint="each `input` is declared once, outside loops, with its own name")
         self.graph.inputs.append(InputSpec(stmt.name, shape, stmt.span))
         node = Node(stmt.name, "input", {}, (), stmt.span, self.graph.next_order(), shape=shape)
         self.graph.add(node)
@@ -465,6 +525,7 @@ class Elaborator:
     # ---- expressions
 
     def eval(self, expr: ast.Expr, env: Env) -> Any:
+        self._step(expr.span)
         method = getattr(self, f"eval_{type(expr).__name__}")
         return method(expr, env)
 
@@ -504,6 +565,7 @@ class Elaborator:
                         hint=f"did you mean `{close}`?" if close else None)
 
     def eval_ListExpr(self, expr: ast.ListExpr, env: Env):
+        self._grow(len(expr.items), expr.span)
         return [self.eval(item, env) for item in expr.items]
 
     def eval_Attr(self, expr: ast.Attr, env: Env):
@@ -599,6 +661,7 @@ class Elaborator:
             raise EvalError("E310", f"a range needs integer ends, got {kind_of(lo)} and "
                                     f"{kind_of(hi)}", expr.span)
         self._check_count(hi - lo + 1, expr.span)
+        self._grow(max(0, hi - lo + 1), expr.span)
         return list(range(lo, hi + 1))
 
     def eval_BinOp(self, expr: ast.BinOp, env: Env):
@@ -617,8 +680,11 @@ class Elaborator:
             if isinstance(right, bool) or (op == "+" and not isinstance(right, list)):
                 raise EvalError("E310", f"cannot apply `{op}` to a list and {kind_of(right)}",
                                 expr.span)
+            self._grow(len(left) + len(right) if op == "+" else len(left) * max(right, 0),
+                       expr.span)
             return left + right if op == "+" else left * right
         if op == "+" and isinstance(left, str) and isinstance(right, str):
+            self._grow(len(left) + len(right), expr.span)
             return left + right
         if not (_is_number(left) and _is_number(right)):
             raise EvalError("E310", f"cannot apply `{op}` to {kind_of(left)} and {kind_of(right)}",
@@ -663,6 +729,8 @@ class Elaborator:
         if count < 0:
             raise EvalError("E308", f"repeat count {count} is negative", expr.span)
         self._check_count(count, expr.span)
+        self._grow(count, expr.span)
+        stage = self._as_stage(stage, expr.span)  # `Unit * 2`: a block by its bare name
         return SeqStage(tuple([stage] * count), expr.span, nested=False)
 
     def _check_count(self, count: int, span: Span) -> None:
@@ -691,7 +759,7 @@ class Elaborator:
         text = self._interpolate(expr.label, env)
         if text is UNKNOWN:
             return UNKNOWN
-        if not LABEL_RE.match(text):
+        if not LABEL_RE.fullmatch(text):
             raise EvalError("E209", f"`{text}` cannot be a submodule name", expr.label_span,
                             hint="names use letters, digits and `_`; dots separate levels")
         return text
@@ -713,6 +781,7 @@ class Elaborator:
                 raise EvalError("E310", f"a name part must be a number or a string, got "
                                         f"{kind_of(value)}", span)
             parts.append(str(value))
+            self._grow(len(parts[-1]), span)
             pos = match.end()
         parts.append(text[pos:])
         return "".join(parts)
@@ -792,7 +861,12 @@ class Elaborator:
                 if not all(_is_int(a) for a in args) or not 1 <= len(args) <= 3:
                     raise TypeError
                 result = range(*args)
-                self._check_count(len(result), expr.span)
+                try:
+                    count = len(result)
+                except OverflowError:  # more than sys.maxsize items
+                    count = abs(args[-1] - args[0]) if len(args) > 1 else args[0]
+                self._check_count(count, expr.span)
+                self._grow(count, expr.span)
                 return list(result)
             if name in ("min", "max"):
                 values = list(args[0]) if len(args) == 1 and isinstance(args[0], list) else list(args)
@@ -835,7 +909,9 @@ class Elaborator:
             return self._apply_block(stage, x, env, name)
         if isinstance(stage, SeqStage):
             return self._apply_seq(stage, x, env, name)
-        raise AssertionError(stage)
+        if isinstance(stage, BlockValue):
+            return self._apply_block(BlockStage(stage, (), {}, stage.defn.span), x, env, name)
+        raise AssertionError(type(stage).__name__)
 
     def _apply_seq(self, seq: SeqStage, x, env: Env, name: str | None):
         if name is None:
@@ -925,6 +1001,9 @@ class Elaborator:
         key = id(module)
         if key not in self._defaults_cache:
             table: dict[str, dict] = {}
+            # cached before it is filled: `defaults conv(bias = conv)` reads this file's
+            # defaults while computing them (the value is then checked where it is used)
+            self._defaults_cache[key] = table
             for line in module.ast.defaults:
                 op = lookup(line.op)
                 if op is None:
@@ -988,7 +1067,12 @@ class Elaborator:
         if op.has_module:
             module = ".".join((*env.prefix, name)) if name else self._fresh(env.prefix, op.name)
             clash = next((part for part in module.split(".") if part in RESERVED_MODULE_NAMES
-                          or part.startswith("__")), None)
+                          or part.startswith("_")), None)
+            if clash and clash.startswith("_"):
+                raise EvalError("E209", f"`{clash}` cannot name a submodule: names starting with "
+                                        f"`_` are private to torch `nn.Module` (`_modules`, "
+                                        f"`_parameters`, ...)", span,
+                                hint="choose a name that starts with a letter or a digit")
             if clash:
                 raise EvalError("E209", f"`{clash}` cannot name a submodule: it is an attribute "
                                         f"of every torch `nn.Module`", span,
@@ -998,8 +1082,15 @@ class Elaborator:
                 raise EvalError("E203", f"two layers are named `{module}`", span,
                                 labels=(Label(first.span, "first used here"),),
                                 hint="label the repetition, e.g. `layer1: [block(64) * 3]`")
+            if module in self.graph:  # an input, or an unlabelled node, has this id already
+                first = self.graph.node(module)
+                what = f"input `{module}`" if first.op == "input" else \
+                    f"an unlabelled `{first.op}` (its automatic name)"
+                raise EvalError("E203", f"`{module}` is already the name of {what}", span,
+                                labels=(Label(first.span, "named here"),),
+                                hint="choose another label")
             parents = {".".join(module.split(".")[:i]) for i in range(1, module.count(".") + 1)}
-            clash = (parents & set(self.modules_seen)) or (
+            clash = {p for p in parents if p in self.modules_seen} or (
                 {module} & self.module_parents)
             if clash:
                 other = self.modules_seen.get(next(iter(clash)))
@@ -1044,10 +1135,12 @@ class Elaborator:
     def _fresh(self, prefix: tuple[str, ...], base: str) -> str:
         """A node id not yet used: `layer1.0.relu`, then `layer1.0.relu_1`, ..."""
         stem = ".".join((*prefix, base))
-        candidate, counter = stem, 0
+        counter = self._fresh_next.get(stem, 0)  # amortised O(1): never retry a used suffix
+        candidate = stem if counter == 0 else f"{stem}_{counter}"
         while candidate in self.graph or candidate in self.modules_seen:
             counter += 1
             candidate = f"{stem}_{counter}"
+        self._fresh_next[stem] = counter + 1
         return candidate
 
     @staticmethod
