@@ -1062,7 +1062,9 @@ class Elaborator:
         if any(t.shape is None for t in inputs):
             return UNKNOWN
         if len(self.graph) >= self.limits["nodes"]:
-            raise EvalError("E211", f"the net has more than {self.limits['nodes']} nodes", span)
+            raise BudgetExceeded("E211", f"the net has more than {self.limits['nodes']:,} nodes",
+                                 span, hint="a runaway repeat or recursion? if the net is meant "
+                                            "to be this large, raise it with `--limit nodes=N`")
         module = None
         if op.has_module:
             module = ".".join((*env.prefix, name)) if name else self._fresh(env.prefix, op.name)
