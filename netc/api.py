@@ -46,12 +46,8 @@ def _compiled_or_raise(spec, params, input_shape=None, net=None, limits=None) ->
 
 
 def _compile_limits(limits: Mapping | None) -> dict | None:
-    """The limits compile_spec knows (`memory` is the build's own: see netc.load.instantiate)."""
-    if not limits:
-        return None
-    from netc.elaborate import LIMITS
-
-    return {key: value for key, value in from_config(limits).items() if key in LIMITS}
+    """The limits as compile_spec takes them (`memory` is the build's: see netc.load.instantiate)."""
+    return dict(from_config(limits)) if limits else None
 
 
 def summary(spec: str | Path, *, input_shape: tuple[int, ...] | None = None,

@@ -198,9 +198,13 @@ def cmd_build(args) -> int:
     if fmt == "py":  # the source only: a module is never made, however large the net
         write_bytes(out, code.src.encode("utf-8"))
     else:
-        from netc.load import load_class, load_weights, write_artifact
+        from netc.analysis import check_memory
 
-        module = load_class(code, graph.name)()
+        limits = _parse_limits(args.limit)
+        check_memory(graph, limits, sources=compiled.sources)  # before torch is imported
+        from netc.load import instantiate, load_weights, write_artifact
+
+        module = instantiate(code, graph, limits)
         if args.weights:
             load_weights(module, args.weights)
         write_artifact(module.eval(), code, graph, fmt, out)

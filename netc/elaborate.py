@@ -36,6 +36,8 @@ LIMITS = {
     # work budgets: every input answers in seconds and megabytes, whatever it computes
     "steps": 1_000_000,  # statements run and expressions evaluated, in all
     "elements": 10_000_000,  # list items and string characters created, in all
+    # bytes a build allocates (parameters and buffers), and a sweep batch's estimate
+    "memory": 4 * 2 ** 30,
 }
 LIMIT_HELP = {
     "repeat": "one repeat count or loop length",
@@ -44,9 +46,10 @@ LIMIT_HELP = {
     "params": "parameters in the whole net",
     "steps": "statements run and expressions evaluated while elaborating",
     "elements": "list items and string characters created while elaborating",
+    "memory": "bytes of parameters and buffers a build allocates",
 }
 
-LABEL_RE = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")  # fullmatch only  # dots nest: "paths.0"
+LABEL_RE = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")  # fullmatch only; dots nest: "paths.0"
 RESERVED_WORDS = {"true", "false", "none", "in", "if", "then", "else", "elif", "for", "out",
                   "input", "block", "net", "import", "defaults", "assert", "and", "or", "not"}
 

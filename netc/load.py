@@ -8,8 +8,6 @@ read a class's source, and tracebacks then show the generated lines.
 from __future__ import annotations
 
 import contextlib
-import contextvars
-import functools
 import itertools
 import linecache
 import logging
@@ -24,12 +22,9 @@ import torch.fx.experimental._config as fx_config  # noqa: E402
 from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
 from torch.export import Dim  # noqa: E402
 
-from torch.overrides import TorchFunctionMode  # noqa: E402
-
-from netc.analysis import DEFAULT_MEMORY_LIMIT, _bytes, check_memory, memory_limit, \
-    min_input_size  # noqa: E402
+from netc.analysis import check_memory, min_input_size  # noqa: E402
 from netc.codegen import PythonCode  # noqa: E402
-from netc.diagnostics import Diagnostic, NetcError, WeightsMismatch  # noqa: E402
+from netc.diagnostics import WeightsMismatch  # noqa: E402
 from netc.files import PathError, atomic_write, check_input, write_bytes  # noqa: E402
 
 _counter = itertools.count()
@@ -37,95 +32,19 @@ LISTED_KEYS = 10  # a mismatch names at most this many keys of each kind
 
 
 def load_class(code: PythonCode, label: str) -> type[torch.nn.Module]:
-    """Execute the generated source and return its module class. Making an instance is
-    guarded (see `_AllocationGuard`): it stops with NetcError (E211) before the tensor
-    that would take its parameters and buffers past the memory limit is allocated."""
+    """Execute the generated source and return its module class."""
     cls = _execute(code.src, label)[code.class_name]
     cls.netc_source = code.src
-    if not getattr(cls.__init__, "_netc_guarded", False):
-        cls.__init__ = _guarded(cls.__init__)
     return cls
 
 
 def instantiate(code: PythonCode, graph, limits: dict | None = None, *, label: str | None = None,
                 sources=None) -> torch.nn.Module:
-    """A live module of a valid compilation, its size checked first: from the graph (a
-    NetcError naming the largest layer) and again while it is made (`_AllocationGuard`),
-    against `limits["memory"]` (bytes; default 4 GiB)."""
+    """A live module of a valid compilation. Its parameters and buffers are counted from the
+    graph first, so a net past `limits["memory"]` (bytes; default 4 GiB) is a NetcError
+    (E211) naming its largest layer instead of an allocation that swaps or is killed."""
     check_memory(graph, limits, sources=sources)
-    cls = load_class(code, label or graph.name)
-    token = _LIMIT.set(memory_limit(limits))
-    try:
-        return cls()
-    finally:
-        _LIMIT.reset(token)
-
-
-# ---- the allocation guard
-
-_LIMIT: contextvars.ContextVar[int] = contextvars.ContextVar("netc_memory_limit",
-                                                             default=DEFAULT_MEMORY_LIMIT)
-_ACTIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("netc_guard_active",
-                                                               default=False)
-_FACTORIES = {"empty", "zeros", "ones", "full", "rand", "randn"}
-
-
-def _guarded(init):
-    @functools.wraps(init)
-    def __init__(self, *args, **kwargs):
-        if _ACTIVE.get():
-            return init(self, *args, **kwargs)
-        token = _ACTIVE.set(True)
-        try:
-            with _AllocationGuard(_LIMIT.get(), type(self).__name__):
-                init(self, *args, **kwargs)
-        finally:
-            _ACTIVE.reset(token)
-
-    __init__._netc_guarded = True
-    return __init__
-
-
-def _requested_bytes(func, args, kwargs) -> int:
-    """The bytes a tensor factory call (torch.empty, zeros, ...) is about to allocate."""
-    if kwargs.get("device") is not None and torch.device(kwargs["device"]).type == "meta":
-        return 0
-    size = kwargs.get("size", args[0] if args else ())
-    if isinstance(size, int):  # torch.empty(3, 4)
-        size = [a for a in args if isinstance(a, int) and not isinstance(a, bool)]
-    try:
-        count = 1
-        for dim in size:
-            count *= int(dim)
-    except TypeError:
-        return 0
-    dtype = kwargs.get("dtype") or torch.get_default_dtype()
-    return count * dtype.itemsize
-
-
-class _AllocationGuard(TorchFunctionMode):
-    """While a generated module is made: adds up the tensors its layers create (torch.empty
-    and the other factories nn layers use) and raises NetcError (E211) *before* the call
-    that would pass the memory limit, so a net too big for the machine is refused instead of
-    swapping or being killed. Plain `load_class(...)()` uses the default limit (4 GiB);
-    `instantiate` and `netc.build` use the caller's."""
-
-    def __init__(self, limit: int, name: str):
-        super().__init__()
-        self.limit, self.name, self.total = limit, name, 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if getattr(func, "__name__", None) in _FACTORIES:
-            self.total += _requested_bytes(func, args, kwargs)
-            if self.total > self.limit:
-                raise NetcError([Diagnostic(
-                    "E211", f"making {self.name} would allocate {self.total:,} bytes "
-                            f"({_bytes(self.total)}) of parameters and buffers or more, "
-                            f"beyond the memory limit of {_bytes(self.limit)}", None,
-                    hint="raise it with `--limit memory=BYTES` (`limits={'memory': BYTES}` "
-                         "in netc.build) if this is intended")])
-        return func(*args, **kwargs)
+    return load_class(code, label or graph.name)()
 
 
 _EXECUTED: dict[str, dict] = {}  # generated source -> the namespace it defined (per process)

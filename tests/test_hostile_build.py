@@ -139,7 +139,7 @@ import torch
 import netc
 from netc.codegen import emit_module
 from netc.compiler import compile_spec
-from netc.load import _LIMIT, _example_inputs, load_class
+from netc.load import _example_inputs, instantiate
 bomb, small, huge_input = sys.argv[1:4]
 out = {}
 tic = time.perf_counter()
@@ -151,21 +151,18 @@ try:
     netc.build(small, limits={"memory": 100})
 except netc.NetcError as error:
     out["build_limit"] = error.diagnostics[0].code
-# the CLI's path today: a generated class made directly is guarded too
+# the CLI's path: the size is checked from the graph before the class is made
 compiled = compile_spec(bomb)
-cls = load_class(emit_module(compiled.graph, "bomb"), "bomb")
 try:
-    cls()
+    instantiate(emit_module(compiled.graph, "bomb"), compiled.graph)
 except netc.NetcError as error:
-    out["guard"] = error.diagnostics[0].code
+    out["instantiate"] = error.diagnostics[0].code
 out["seconds"] = time.perf_counter() - tic
-token = _LIMIT.set(100)
 compiled_small = compile_spec(small)
 try:
-    load_class(emit_module(compiled_small.graph, "small"), "small")()
+    instantiate(emit_module(compiled_small.graph, "small"), compiled_small.graph, {"memory": 100})
 except netc.NetcError as error:
-    out["guard_limit"] = error.diagnostics[0].code
-_LIMIT.reset(token)
+    out["instantiate_limit"] = error.diagnostics[0].code
 out["small_params"] = sum(p.numel() for p in netc.build(small).parameters())
 examples = _example_inputs(compile_spec(huge_input).graph)
 out["fake"] = type(examples[0]).__name__
@@ -188,7 +185,8 @@ def test_api_refuses_before_allocating(tmp_path):
                   huge])
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.splitlines()[-1])
-    assert out["build"] == out["build_limit"] == out["guard"] == out["guard_limit"] == "E211"
+    assert out["build"] == out["build_limit"] == out["instantiate"] == out["instantiate_limit"] \
+        == "E211"
     assert out["seconds"] < 5
     assert out["small_params"] == 4 * 3 * 9 + 4 + 4 * 10 + 10
     assert out["fake"] == "FakeTensor"  # 7.5 GB of example input never allocated
