@@ -43,6 +43,18 @@ PARITY = {
     "sknet": "seed003_sknet",
 }
 
+# The heaviest models (seconds to a minute each to build, fill, run or script at full size):
+# their full-size tests run in the slow suite (`pytest --runslow` or `-m slow`); the default
+# suite checks their keys and params, and the same lowering on the smaller models.
+HEAVY = {"resnet101", "resnet152", "densenet161", "densenet169", "densenet201", "resnest50d",
+         "skresnext50_32x4d", "wide_resnet50_2", "resnext50_32x4d", "seresnet50", "vgg16_bn"}
+
+
+def with_slow(stems):
+    """Parameters for `stems`, the heavy ones marked slow."""
+    return [pytest.param(s, marks=pytest.mark.slow) if s in HEAVY else s for s in stems]
+
+
 # References whose state_dict keys are not names to reproduce (tests/reference/README.md:
 # `nin` is a bare nn.Sequential, keys `0.0`, `0.2`, ...). Their specs choose readable names;
 # the parity tests compare the state_dict entry by entry in order (shapes only), and the fill

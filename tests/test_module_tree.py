@@ -14,14 +14,11 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import PARITY, SPECS, reference
+from conftest import PARITY, SPECS, reference, with_slow
 from refmodels import reference_model
 
 ALL_SPECS = sorted(p.stem for p in SPECS.glob("*.net"))
 
-# seconds each (reference and netc model built, loaded and run): `pytest --runslow` or `-m slow`
-HEAVY = {"resnet101", "resnet152", "densenet161", "densenet169", "densenet201", "resnest50d",
-         "skresnext50_32x4d", "wide_resnet50_2", "resnext50_32x4d", "seresnet50"}
 
 # specs whose reference is a torchvision or timm model (importable, with its module tree)
 REFERENCED = sorted(stem for stem in PARITY
@@ -49,10 +46,6 @@ def one_thread():
 def small_input(stem: str) -> torch.Tensor:
     generator = torch.Generator().manual_seed(0)
     return torch.randn(INPUT.get(stem, DEFAULT_INPUT), generator=generator)
-
-
-def with_slow(stems):
-    return [pytest.param(s, marks=pytest.mark.slow) if s in HEAVY else s for s in stems]
 
 
 # --- recording what modules see and return ------------------------------------------------

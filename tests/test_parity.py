@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import KEYS_FREE, PARITY, reference, reference_keys
+from conftest import KEYS_FREE, PARITY, reference, reference_keys, with_slow
 from fill import fill_, fill_input, fill_value
 from netc.analysis import totals
 
@@ -65,7 +65,7 @@ def test_reference_checkpoint_loads_strictly(stem, built):
     module.load_state_dict(checkpoint, strict=True)
 
 
-@pytest.mark.parametrize("stem", SPECS)
+@pytest.mark.parametrize("stem", with_slow(SPECS))
 def test_output_under_fill_equals_reference(stem, built):
     ref = reference(PARITY[stem])
     module = built(stem).module

@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from conftest import PARITY, SPECS
+from conftest import PARITY, SPECS, with_slow
 
 ALL_SPECS = sorted(p.stem for p in SPECS.glob("*.net"))
 
@@ -72,6 +72,6 @@ def assert_static_equals_runtime(item, batch: int = 2):
     assert checked == len(graph)
 
 
-@pytest.mark.parametrize("stem", ALL_SPECS)
+@pytest.mark.parametrize("stem", with_slow(ALL_SPECS))
 def test_every_node_shape_matches_runtime(stem, built):
     assert_static_equals_runtime(built(stem))

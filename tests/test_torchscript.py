@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import SPECS
+from conftest import SPECS, with_slow
 from netc.load import script
 
 ALL_SPECS = sorted(p.stem for p in SPECS.glob("*.net"))
 
 
-@pytest.mark.parametrize("stem", ALL_SPECS)
+@pytest.mark.parametrize("stem", with_slow(ALL_SPECS))
 def test_torch_jit_script_accepts_every_spec(stem, built):
     item = built(stem)
     module = item.module.eval()
