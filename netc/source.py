@@ -52,8 +52,10 @@ class SourceFile:
 
     @functools.cached_property
     def lines(self) -> list[str]:
-        """The text split once (a file with 20,000 diagnostics must not be split 20,000 times)."""
-        return self.text.splitlines()
+        """The text split once (a file with 20,000 diagnostics must not be split 20,000 times),
+        at `\n` only, as the parser counts lines (`splitlines` would also split at U+2028 and
+        other separators, and quote the wrong line after one)."""
+        return [line.removesuffix("\r") for line in self.text.split("\n")]
 
     def line_text(self, line: int) -> str:
         lines = self.lines

@@ -29,9 +29,9 @@ that example instead of the run. The default suite runs a deterministic sample; 
 
 or `python tests/test_fuzz_structured.py 10000` (a plain loop that logs every failing seed
 and its spec, without pytest's per-test overhead). `NETC_FUZZ_SEED=N` shifts the seeds.
-Bugs found are kept in KNOWN_FINDINGS as minimal specs (xfail, not strict: they turn green
-when fixed; move them to the regression tests then); a random example that fails with a
-known finding's signature is an xfail too, anything else fails.
+Bugs found are kept in KNOWN_FINDINGS as minimal specs, each a test (all six found so far
+are fixed and pass); a random example that fails with a known finding's signature is an
+xfail, anything else fails.
 """
 from __future__ import annotations
 
@@ -574,12 +574,12 @@ def test_cli_check_exits_cleanly(seed, workdir):
         (result.stderr[-2000:], spec.text)
 
 
-# -- found so far: minimal specs, xfail until netc is fixed ------------------------------------
+# -- found so far, and fixed: minimal specs, now regression tests ------------------------------
 
 # (id, what fails, a regex on "ExceptionType: message" that recognises it in a random example,
 #  the minimal spec). A random example that fails with a known finding's signature is an
-# xfail, not a failure, so the CI sample stays green while the bug is open; anything else
-# fails. Each minimal spec is also its own xfail test (not strict: it passes once fixed).
+# xfail, not a failure, so the CI sample stays green while a bug is open; anything else
+# fails. Each minimal spec is also its own test (mark a new, open one xfail until fixed).
 KNOWN_FINDINGS: list[tuple[str, str, str, str]] = [
     ("nul-in-doc-comment",
      "a NUL byte in a `##` doc comment checks clean, then the generated source (the module's "
@@ -628,8 +628,7 @@ def known_finding(error: BaseException) -> str | None:
 
 @pytest.mark.parametrize("what, text", [(w, t) for _, w, _, t in KNOWN_FINDINGS],
                          ids=[i for i, *_ in KNOWN_FINDINGS])
-@pytest.mark.xfail(strict=False, reason="a netc bug found by this fuzzer (see `what`)")
-def test_known_finding(what, text, workdir):
+def test_found_and_fixed(what, text, workdir):
     path = workdir / "finding.net"
     path.write_text(text, encoding="utf-8")
     with watchdog():
