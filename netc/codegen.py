@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 
 from netc.ir import Graph, Node, Region
-from netc.ops import OPS, _sample_dim
+from netc.ops import OPS, sample_dim
 
 _RESERVED = {"self", "torch", "nn", "F", "Tensor", "List", "_add_submodule"}
 
@@ -461,7 +461,7 @@ class _Emitter:
                 return f"{target} = {args[0]}" + "".join(f".add_({a})" for a in args[1:])
             return f"{target} = {_INPLACE_ACTIVATIONS[node.op].format(args[0])}"
         if node.op == "cat" and tuple(node.inputs) in local:  # the whole list argument
-            return f"{target} = torch.cat({local[tuple(node.inputs)]}, {_sample_dim(node.args['dim'])})"
+            return f"{target} = torch.cat({local[tuple(node.inputs)]}, {sample_dim(node.args['dim'])})"
         module = module_ref(scope.relative(node.module)) if node.module else ""
         in_shapes = [self.graph.node(i).shape for i in node.inputs]
         return f"{target} = {op.call(node.args, args, module, in_shapes)}"

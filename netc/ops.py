@@ -359,7 +359,7 @@ def _softmax_infer(args, ins):
     return ins[0]
 
 
-def _sample_dim(dim: int) -> int:
+def sample_dim(dim: int) -> int:
     """A per-sample dim (0 = channels) as PyTorch's batched dim; negative dims stay."""
     return dim + 1 if dim >= 0 else dim
 
@@ -471,8 +471,8 @@ register(OpSpec(
 register(OpSpec(
     "softmax", (P("dim", "int", 0),), _softmax_infer,
     "softmax along a per-sample dim (0 = channels)",
-    call=lambda args, xs, _, ins: f"torch.softmax({xs[0]}, {_sample_dim(args['dim'])})",
-    layer=lambda args, inplace: f"nn.Softmax({_sample_dim(args['dim'])})"))
+    call=lambda args, xs, _, ins: f"torch.softmax({xs[0]}, {sample_dim(args['dim'])})",
+    layer=lambda args, inplace: f"nn.Softmax({sample_dim(args['dim'])})"))
 register(OpSpec(
     "dropout", (P("p", "prob", 0.5),), _same, "dropout (active only in training mode)",
     call=lambda args, xs, _, ins: f"F.dropout({xs[0]}, {lit(args['p'])}, self.training)",
@@ -522,7 +522,7 @@ register(OpSpec(
 register(OpSpec(
     "cat", (P("dim", "int", 0),), _cat_infer,
     "concatenation along a per-sample dim (0 = channels), inputs in the order written",
-    call=lambda args, xs, _, ins: f"torch.cat([{', '.join(xs)}], {_sample_dim(args['dim'])})",
+    call=lambda args, xs, _, ins: f"torch.cat([{', '.join(xs)}], {sample_dim(args['dim'])})",
     variadic=True, aliases=("concat",)))
 register(OpSpec(
     "split", (P("sections", "sections"),), _split_infer,
