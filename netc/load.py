@@ -218,12 +218,22 @@ def _dynamic_shapes(graph, spatial: bool) -> tuple[dict, ...]:
                  for i in graph.inputs)
 
 
-def _axis_names(graph) -> tuple[dict, ...]:
+def _axis_names(graph, spatial: bool = True) -> tuple[dict, ...]:
     """Names for the dynamic axes of the ONNX inputs (torch's own are s0, s1, ...)."""
     words = ("height", "width")
-    return tuple({0: "batch", **{axis: f"{i.name}_{word}"
-                                 for axis, word in zip(_spatial_axes(i.shape), words)}}
+    return tuple({0: "batch", **{axis: f"{i.name}_{word}" for axis, word
+                                 in zip(_spatial_axes(i.shape), words) if spatial}}
                  for i in graph.inputs)
+
+
+def _onnx_takes_any_size(graph) -> bool:
+    """ONNX pools with a fixed window: the exporter turns an adaptive pool to a size other
+    than 1 (VGG's 7x7) into a window computed at the example size, which at another size
+    gives another shape (onnxruntime then refuses the classifier). Such nets are exported
+    with a dynamic batch only; global pooling (to 1x1) stays dynamic."""
+    adaptive = {"adaptive_avgpool", "adaptive_maxpool"}
+    return not any(node.op in adaptive and node.args["output_size"] not in (1, [1, 1])
+                   for node in graph)
 
 
 def _example_inputs(graph) -> tuple[torch.Tensor, ...]:
@@ -240,7 +250,8 @@ def _takes_any_size(graph) -> bool:
     return sizes is not None and sizes.any_size
 
 
-def export_program(module: torch.nn.Module, graph) -> torch.export.ExportedProgram:
+def export_program(module: torch.nn.Module, graph,
+                   spatial: bool = True) -> torch.export.ExportedProgram:
     """torch.export of the module with a dynamic batch and, where the net takes any size,
     dynamic height and width. Tracing is size-oblivious: otherwise every `size != 1` test (a
     stage's map may shrink to 1x1) pins the spatial range above that size. Should torch fail
@@ -253,7 +264,7 @@ def export_program(module: torch.nn.Module, graph) -> torch.export.ExportedProgr
 
     program = None
     with _quiet(), fx_config.patch(backed_size_oblivious=True):
-        if _takes_any_size(graph):
+        if spatial and _takes_any_size(graph):
             with contextlib.suppress(Exception):  # the optional part; the batch alone must work
                 program = export(spatial=True)
         if program is None:
@@ -284,10 +295,11 @@ def save_onnx(module: torch.nn.Module, graph, path: Path) -> None:
     """ONNX through the dynamo exporter (needs onnx and onnxscript: `netc[onnx]`), from the
     same exported program as `save_export`. Weights are inside the file, unless the model
     passes ONNX's 2 GB limit: then they go beside it, in `<name>.data`."""
-    program = export_program(module, graph)
+    spatial = _onnx_takes_any_size(graph)
+    program = export_program(module, graph, spatial)
     with _quiet():
         converted = torch.onnx.export(program, (), dynamo=True, verbose=False,
-                                      dynamic_shapes=_axis_names(graph))
+                                      dynamic_shapes=_axis_names(graph, spatial))
         atomic_write(path, lambda staged: converted.save(staged))
 
 

@@ -328,3 +328,32 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+VGG_HEAD = """
+net Head() {
+  input image: [3, 16, 16]
+  out image >> conv1: conv(4, 3) >> relu >> maxpool(2) >> adaptive_avgpool(3)
+            >> flatten >> fc: linear(5)
+}
+"""
+
+
+def test_onnx_of_an_adaptive_pool_to_a_fixed_size_is_right_or_refuses(tmp_path):
+    """The ONNX exporter fixes an adaptive pool's window at the example size (VGG's 7x7
+    before its classifier): such a net is exported with a dynamic batch only, so another
+    size is refused at the input rather than computing a wrong shape deep inside."""
+    ort = pytest.importorskip("onnxruntime")
+    head = spec(tmp_path, VGG_HEAD, "head.net")
+    eager = netc.build(head).eval()
+    torch.save(eager.state_dict(), tmp_path / "head.pth")
+    assert main(["build", str(head), "--weights", str(tmp_path / "head.pth"),
+                 "-o", str(tmp_path / "head.onnx")]) == 0
+    session = ort.InferenceSession(str(tmp_path / "head.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == ["batch", 3, 16, 16]
+    x = torch.randn(3, 3, 16, 16)
+    with torch.no_grad():
+        expected = eager(x)
+    (got,) = session.run(None, {"image": x.numpy()})
+    torch.testing.assert_close(torch.from_numpy(got), expected, rtol=1e-4, atol=1e-4)
