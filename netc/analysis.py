@@ -689,9 +689,6 @@ def analyse(graph: Graph, with_min_input: bool = True) -> Analysis:
 
 # ---- memory, before anything allocates it
 
-DEFAULT_MEMORY_LIMIT = 4 * 2 ** 30  # bytes (10^9 float32 parameters); `--limit memory=N`
-
-
 def _bytes(count: float) -> str:
     for unit, size in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
         if count >= size:
@@ -738,8 +735,10 @@ def memory_estimate(graph: Graph) -> MemoryEstimate:
 
 
 def memory_limit(limits: dict | None) -> int:
-    value = (limits or {}).get("memory")
-    return DEFAULT_MEMORY_LIMIT if value is None else int(value)
+    """`limits["memory"]`, else the default of `netc.elaborate.LIMITS` (`--limit memory=N`)."""
+    from netc.elaborate import LIMITS
+
+    return int({**LIMITS, **(limits or {})}["memory"])
 
 
 def check_memory(graph: Graph, limits: dict | None = None, *, batch: int | None = None,

@@ -39,15 +39,10 @@ def _compiled_or_raise(spec, params, input_shape=None, net=None, limits=None) ->
     if input_shape is not None:
         input_shape = tuple(from_config(input_shape))
     compiled = compile_spec(spec, params, input_shape=input_shape, net=net,
-                            limits=_compile_limits(limits))
+                            limits=dict(limits) if limits else None)
     if not compiled.ok:
         raise NetcError(compiled.diagnostics, compiled.sources)
     return compiled
-
-
-def _compile_limits(limits: Mapping | None) -> dict | None:
-    """The limits as compile_spec takes them (`memory` is the build's: see netc.load.instantiate)."""
-    return dict(from_config(limits)) if limits else None
 
 
 def summary(spec: str | Path, *, input_shape: tuple[int, ...] | None = None,
