@@ -47,7 +47,9 @@ PARITY = {
 # their full-size tests run in the slow suite (`pytest --runslow` or `-m slow`); the default
 # suite checks their keys and params, and the same lowering on the smaller models.
 HEAVY = {"resnet101", "resnet152", "densenet161", "densenet169", "densenet201", "resnest50d",
-         "skresnext50_32x4d", "wide_resnet50_2", "resnext50_32x4d", "seresnet50", "vgg16_bn"}
+         "skresnext50_32x4d", "wide_resnet50_2", "resnext50_32x4d", "seresnet50", "vgg16_bn",
+         # the torchvision zoo (tests/zoo.py): over 25M parameters, or slow to build or script
+         "alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg19", "vgg19_bn"}
 
 
 def with_slow(stems):

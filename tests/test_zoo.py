@@ -1,0 +1,91 @@
+"""The torchvision zoo (tests/zoo.py): each spec equals torchvision's model of its name.
+
+Default suite: for every model, the parameter count netc computes from the graph (no build),
+and the state_dict keys and shapes of the built module (both sides made on the meta device,
+so nothing is allocated), against torchvision itself; for the light models, the outputs at a
+small second size with torchvision's own random weights loaded strictly. Slow suite
+(`--runslow`): the outputs at the reference's input size, and the heavy models' outputs.
+"""
+from __future__ import annotations
+
+import shutil
+from functools import cache
+
+import pytest
+import torch
+
+import zoo
+from zoo import ZOO
+
+NAMES = sorted(ZOO)
+
+
+def light_or_slow(names):
+    return [n if ZOO[n].light else pytest.param(n, marks=pytest.mark.slow) for n in names]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@cache
+def meta_shapes(name: str) -> tuple[dict, dict]:
+    """(reference, ours) state_dict shapes, each model made on the meta device."""
+    return zoo.shapes(zoo.reference(name, "meta")), zoo.shapes(zoo.ours(name, "meta"))
+
+
+def test_every_zoo_spec_exists():
+    assert sorted(p.stem for p in zoo.SPECS.glob("*.net") if p.stem in ZOO) == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_params_equal_torchvision(name):
+    reference = sum(p.numel() for p in zoo.reference(name, "meta").parameters())
+    assert zoo.static_params(name) == reference
+    assert ZOO[name].params == reference  # the table's figure, used to sort light from heavy
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_dict_keys_and_shapes_equal_torchvision(name):
+    theirs, ours = meta_shapes(name)
+    assert sorted(set(ours) - set(theirs)) == [], "keys torchvision does not have"
+    assert sorted(set(theirs) - set(ours)) == [], "torchvision keys we lack"
+    assert ours == theirs
+    assert list(ours) == list(theirs), "same keys, in another order"
+
+
+def assert_outputs_equal(name: str, size: int):
+    ref, mine = zoo.with_reference_weights(name)
+    diff, scale = zoo.output_difference(ref, mine, size)
+    assert diff <= zoo.RTOL * scale, f"max |difference| {diff:.3g} at {size} px, outputs up to {scale:.3g}"
+
+
+@pytest.mark.parametrize("name", light_or_slow(NAMES))
+def test_outputs_equal_torchvision_at_a_second_size(name):
+    assert_outputs_equal(name, ZOO[name].second)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_outputs_equal_torchvision_at_reference_size(name):
+    assert_outputs_equal(name, ZOO[name].size)
+
+
+def test_comparison_catches_the_padding_trap(tmp_path, monkeypatch):
+    """The porting trap of issue 9: SqueezeNet 1.1's stem without its explicit `padding = 0`
+    (netc's default pads 3x3 convs by 1, PyTorch's by 0) checks clean, has torchvision's keys
+    and shapes and loads its weights strictly, but computes something else."""
+    shutil.copytree(zoo.SPECS / "lib", tmp_path / "lib")
+    shutil.copy(zoo.SPECS / "squeezenet1_1.net", tmp_path)
+    lib = tmp_path / "lib" / "squeezenet.net"
+    text = lib.read_text()
+    assert "conv(64, 3, 2, 0)" in text
+    lib.write_text(text.replace("conv(64, 3, 2, 0)", "conv(64, 3, 2)"))
+    monkeypatch.setattr(zoo, "SPECS", tmp_path)
+    ref, mine = zoo.with_reference_weights("squeezenet1_1")  # keys and shapes still fit
+    diff, scale = zoo.output_difference(ref, mine, 64)
+    assert diff > 100 * zoo.RTOL * scale

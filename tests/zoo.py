@@ -1,0 +1,142 @@
+"""The torchvision model zoo as specs: which spec equals which torchvision model, at which
+input sizes it is compared, and the comparisons themselves (used by tests/test_zoo.py, and
+runnable by hand: `python tests/zoo.py NAME...` prints params, keys and output differences).
+
+Each spec `specs/<name>.net` must equal `torchvision.models.<name>(weights=None, **kwargs)`:
+the same parameter count, the same state_dict keys with the same shapes, and, with the
+reference's own random weights loaded into the netc module (`strict=True`), the same outputs in
+eval mode at the reference's input size (its weights' crop size) and at one other size where
+torchvision runs. The tolerance is relative to the output's magnitude: random weights give
+logits from 1e-3 (VGG without BN) to 1e3, and float32 sums over many channels round
+differently in two equal programs by about 1e-6 of the largest value.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+RTOL = 1e-4  # of the largest |output| of the reference
+LIGHT_PARAMS = 25_000_000  # above this, every output test is in the slow suite
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    family: str
+    size: int  # the reference's input size (its DEFAULT weights' crop size)
+    second: int  # another size where torchvision runs (small, for the default suite)
+    params: int  # torchvision's count, to sort light from heavy without building anything
+    kwargs: dict = field(default_factory=dict)  # constructor arguments beyond weights=None
+    slow: bool = False  # slow to build or run even if light
+
+    @property
+    def light(self) -> bool:
+        return self.params <= LIGHT_PARAMS and not self.slow
+
+
+def _family(family: str, rows, size: int = 224, second: int = 64, **common):
+    return {name: Model(name, family, row_size or size, second, params, **common)
+            for name, params, row_size in rows}
+
+
+ZOO: dict[str, Model] = {
+    **_family("AlexNet", [("alexnet", 61_100_840, None)]),
+    **_family("VGG", [("vgg11", 132_863_336, None), ("vgg11_bn", 132_868_840, None),
+                      ("vgg13", 133_047_848, None), ("vgg13_bn", 133_053_736, None),
+                      ("vgg16", 138_357_544, None), ("vgg16_bn", 138_365_992, None),
+                      ("vgg19", 143_667_240, None), ("vgg19_bn", 143_678_248, None)]),
+    **_family("SqueezeNet", [("squeezenet1_0", 1_248_424, None),
+                             ("squeezenet1_1", 1_235_496, None)]),
+}
+
+
+def family_of(name: str) -> str:
+    return ZOO[name].family
+
+
+# --- building both sides ----------------------------------------------------------------------
+
+def reference(name: str, device: str | None = None):
+    """torchvision's model, random init (on `device`, e.g. "meta" for structure only)."""
+    import torch
+    from refmodels import torchvision
+
+    make = getattr(torchvision().models, name)
+    with torch.device(device or "cpu"):
+        return make(weights=None, **ZOO[name].kwargs).eval()
+
+
+def ours(name: str, device: str | None = None):
+    """The spec's module (on `device`); the memory limit is lifted for the largest models."""
+    import torch
+    import netc
+
+    with torch.device(device or "cpu"):
+        return netc.build(SPECS / f"{name}.net", limits={"memory": 1 << 40}).eval()
+
+
+def shapes(module) -> dict[str, tuple[int, ...]]:
+    return {key: tuple(t.shape) for key, t in module.state_dict().items()}
+
+
+def static_params(name: str) -> int:
+    """The parameter count `netc check` / `netc summary` report: from the graph, no torch."""
+    import netc
+    from netc.analysis import totals
+
+    compiled = netc.compile(SPECS / f"{name}.net")
+    assert compiled.ok, compiled.diagnostics
+    return totals(compiled.graph).params
+
+
+def with_reference_weights(name: str):
+    """(reference, ours) with ours holding the reference's own random weights: ours is made
+    on the meta device and takes the reference's tensors (`assign=True`), so the weights exist
+    once (regnet_y_128gf's are 2.6 GB)."""
+    ref = reference(name)
+    mine = ours(name, device="meta")
+    mine.load_state_dict(ref.state_dict(), strict=True, assign=True)
+    return ref, mine.eval()
+
+
+def output_difference(ref, mine, size: int, batch: int = 2, seed: int = 0) -> tuple[float, float]:
+    """(max |ours - reference|, max |reference|) on a random batch at size x size."""
+    import torch
+
+    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        expected = ref(x)
+        got = mine(x)
+    assert got.shape == expected.shape, (tuple(got.shape), tuple(expected.shape))
+    return (got - expected).abs().max().item(), expected.abs().max().item()
+
+
+def main(names: list[str]) -> None:
+    """Prints one line per model: params, keys, and the output differences at both sizes."""
+    import time
+
+    import torch
+
+    torch.set_num_threads(1)
+    for name in names:
+        start = time.perf_counter()
+        model = ZOO[name]
+        ref, mine = with_reference_weights(name)
+        params = sum(p.numel() for p in ref.parameters())
+        keys_equal = shapes(ref) == shapes(mine)
+        cells = []
+        for size in (model.size, model.second):
+            diff, scale = output_difference(ref, mine, size)
+            cells.append(f"{size}px {diff:.2e} (of {scale:.2e}, rel {diff / scale:.1e})")
+        print(f"{name}: params {params} {'equal' if params == static_params(name) else 'DIFFER'}"
+              f", keys {'equal' if keys_equal else 'DIFFER'}, " + ", ".join(cells)
+              + f", {time.perf_counter() - start:.0f} s", flush=True)
+        del ref, mine
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    main(sys.argv[1:] or list(ZOO))
