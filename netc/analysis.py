@@ -195,6 +195,10 @@ def _merge(ins: list, how: str):
     return result
 
 
+# ops after which the [C, H, W] reading of a shape no longer holds
+REORDERING_OPS = {"permute", "transpose", "unflatten", "matmul", "mha", "batch_expand", "select"}
+
+
 def _field_rule(node: Node, ins: list, in_shapes: list, how: str):
     """The field of a node's output from its inputs' fields (`how`: all / local / min)."""
     op, args = node.op, node.args
@@ -202,6 +206,10 @@ def _field_rule(node: Node, ins: list, in_shapes: list, how: str):
         if _spatial(node.shape) is None:
             return None
         return (Field(1, 0, 0), Field(1, 0, 0))
+    if not ins or op in REORDERING_OPS or (op == "layer_norm" and args["dim"] % len(node.shape)):
+        # a learnable tensor has no field; dims moved about (tokens, channels-last maps) are
+        # no longer [C, H, W]: no claim (a channels-last LayerNorm is caught here too)
+        return None
     first = ins[0]
     if first is None or (first is GLOBAL and op not in MERGE_OPS):
         return first

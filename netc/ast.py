@@ -196,7 +196,8 @@ class Param:
 
 @dataclass(frozen=True)
 class BlockDef:
-    """`block Name(...) { ... }` or, with kind 'net', `net Name(...) { ... }`."""
+    """`block Name(...) { ... }`; with kind 'net', `net Name(...) { ... }`; with kind 'def',
+    `def name(...) { ... }`, a pure function of values (no layers), called like a builtin."""
     kind: str
     name: str
     params: tuple[Param, ...]
@@ -288,6 +289,10 @@ class ToAst(Transformer):
     def block_def(self, meta, items):
         name, params, body = items
         return BlockDef("block", str(name), params or (), body, self._span(meta))
+
+    def func_def(self, meta, items):
+        name, params, body = items
+        return BlockDef("def", str(name), params or (), body, self._span(meta))
 
     def net_def(self, meta, items):
         name, params, body = items

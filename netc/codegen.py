@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 
 from netc.ir import Graph, Node, Region
-from netc.ops import OPS, sample_dim
+from netc.ops import HELPERS, OPS, sample_dim
 
 _RESERVED = {"self", "torch", "nn", "F", "Tensor", "List", "_add_submodule"}
 
@@ -60,7 +60,8 @@ class Namespace:
 
 
 def _identifier(text: str) -> str:
-    base = re.sub(r"\W", "_", text.replace(".", "_")) or "v"
+    # ASCII letters, digits and `_` only: a label may be any name nn.Module takes ("block1-0")
+    base = re.sub(r"[^A-Za-z0-9_]", "_", text.replace(".", "_")) or "v"
     if base[0].isdigit():
         base = f"_{base}"
     if keyword.iskeyword(base) or hasattr(builtins, base):
@@ -81,7 +82,7 @@ def module_ref(path: str, root: str = "self") -> str:
 
 
 def class_name_for(name: str) -> str:
-    cleaned = re.sub(r"\W", "_", name) or "Net"
+    cleaned = re.sub(r"[^A-Za-z0-9_]", "_", name) or "Net"
     if cleaned[0].isdigit():
         cleaned = f"Net_{cleaned}"
     return cleaned if not keyword.iskeyword(cleaned) else f"{cleaned}_"
@@ -102,6 +103,15 @@ def _add_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
     root.add_module(leaf, module)
 
 '''
+
+
+_ADD_MODULE = "    root.add_module(leaf, module)\n"
+_ADD_MODULE_OR_PARAMETER = """\
+    if isinstance(module, nn.Parameter):  # a learnable tensor declared with `param`
+        root.register_parameter(leaf, module)
+    else:
+        root.add_module(leaf, module)
+"""
 
 
 # ---- the module tree
@@ -232,7 +242,7 @@ def _is_chain(scope: Scope) -> bool:
         else:
             op = OPS[item.op]
             if "." in scope.relative(item.id) or item.inputs != (previous,) or \
-                    not (op.has_module or op.layer):
+                    not ((op.has_module and op.plain_call) or op.layer):
                 return False
             previous = item.id
     return previous == scope.output
@@ -241,11 +251,14 @@ def _is_chain(scope: Scope) -> bool:
 # ---- in place, only where provably safe
 
 # ops whose result shares its input's storage (a view, or the tensor itself: dropout in eval)
-_VIEWS = {"identity", "flatten", "reshape", "split", "getitem", "dropout"}
+# (stochastic depth is the tensor itself in eval; a shuffle may be a view)
+_VIEWS = {"identity", "flatten", "reshape", "split", "getitem", "dropout", "stochastic_depth", "select",
+          "permute", "transpose", "unflatten", "channel_shuffle", "batch_expand"}
 # views whose results autograd forbids modifying in place (several views of one tensor)
-_MULTI_VIEWS = {"split", "getitem"}
+_MULTI_VIEWS = {"split", "getitem", "batch_expand"}
 # producers whose backward needs neither their output nor a value that aliases it
-_OUTPUT_NOT_SAVED = {"conv", "bn", "linear", "add", "cat", "mul"}
+_OUTPUT_NOT_SAVED = {"conv", "bn", "linear", "add", "cat", "mul", "layer_norm", "group_norm",
+                     "matmul"}
 _INPLACE_ACTIVATIONS = {"relu": "F.relu({}, inplace=True)", "relu6": "F.relu6({}, inplace=True)"}
 
 
@@ -314,9 +327,14 @@ def emit_module(graph: Graph, spec_name: str = "spec", lazy: bool = False,
                        spec_name)
     class_name = emitter.classes.reserve(class_name_for(graph.name))
     body = emitter.forward_class(root, class_name, emitter.net_doc(), emitter.init_lines(root))
-    classes = "\n".join([*emitter.class_sources, body])
+    helpers = sorted({name for node in graph if node.op != "input"
+                      for name in OPS[node.op].helpers(node.args)})
+    classes = "\n".join([*(HELPERS[name].lstrip("\n") + "\n" for name in helpers),
+                         *emitter.class_sources, body])
     typing = "from typing import List\n\n" if "List[" in classes else ""
     header = _HEADER.format(spec=_comment_text(os.path.basename(str(spec_name))), typing=typing)
+    if any(node.op == "param" for node in graph):  # learnable tensors are registered too
+        header = header.replace(_ADD_MODULE, _ADD_MODULE_OR_PARAMETER)
     src = "\n".join([header, classes]) + "\n"
     return PythonCode(src, class_name, emitter.variables)
 

@@ -49,9 +49,12 @@ LIMIT_HELP = {
     "memory": "bytes of parameters and buffers a build allocates",
 }
 
-LABEL_RE = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")  # fullmatch only; dots nest: "paths.0"
+# fullmatch only; dots nest ("paths.0"). A part is any name `nn.Module.add_module` takes
+# (RegNet's "block1-0"), less what would be unreadable or ambiguous in a key: spaces,
+# quotes, backslashes, braces (interpolation) and control characters.
+LABEL_RE = re.compile(r"[^.\s\"'\\{}\x00-\x1f\x7f]+(\.[^.\s\"'\\{}\x00-\x1f\x7f]+)*")
 RESERVED_WORDS = {"true", "false", "none", "in", "if", "then", "else", "elif", "for", "out",
-                  "input", "block", "net", "import", "defaults", "assert", "and", "or", "not"}
+                  "input", "block", "net", "def", "import", "defaults", "assert", "and", "or", "not"}
 
 # Public attributes of torch.nn.Module (torch 2.13); a submodule with one of these names
 # cannot be registered. Listed here so that `netc check` needs no torch; a test compares
@@ -144,7 +147,8 @@ class Builtin:
 
 
 STAGES = (OpStage, BlockStage, SeqStage, NamedStage, BlockValue)
-BUILTINS = {"len", "range", "min", "max", "int", "abs", "float"}
+BUILTINS = {"len", "range", "min", "max", "int", "abs", "float", "round", "ceil", "floor",
+            "log2", "sqrt"}
 
 
 def kind_of(value) -> str:
@@ -161,6 +165,8 @@ def kind_of(value) -> str:
         return "a list"
     if isinstance(value, Tensor):
         return f"a tensor {format_shape(value.shape)}"
+    if isinstance(value, BlockValue) and value.defn.kind == "def":
+        return "a function"
     if isinstance(value, STAGES):
         return "a layer"
     if isinstance(value, Builtin):
@@ -178,6 +184,7 @@ class Env:
     depth: int = 0
     reads: set[str] = field(default_factory=set)  # names looked up (for unused warnings)
     tensors_bound: dict[str, Span] = field(default_factory=dict)  # tensor names, where bound
+    pure: bool = False  # the body of a `def` function: values only, no layers
 
 
 class Elaborator:
@@ -256,7 +263,8 @@ class Elaborator:
     def _warn_unused_blocks(self, root: LoadedModule) -> None:
         for block in root.ast.blocks:
             if (root.path, block.name) not in self.used_blocks:
-                self.diags.warning("W202", f"block `{block.name}` is never used", block.span)
+                what = "function" if block.kind == "def" else "block"
+                self.diags.warning("W202", f"{what} `{block.name}` is never used", block.span)
 
     def _owner_path(self, defn, module: LoadedModule):
         owner = module.owner.get(defn.name, module)
@@ -497,11 +505,12 @@ class Elaborator:
             shape = self.eval(stmt.shape, env)
         if isinstance(shape, tuple):
             shape = list(shape)
-        if not (isinstance(shape, list) and len(shape) in (1, 3)
+        if not (isinstance(shape, list) and 1 <= len(shape) <= 4
                 and all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 1 << 20
                         for d in shape)):
-            raise EvalError("E210", f"input `{stmt.name}` needs a shape [C, H, W] or [F] of "
-                                    f"positive integers, got {shape!r}", span)
+            raise EvalError("E210", f"input `{stmt.name}` needs a per-sample shape of one to "
+                                    f"four positive integers ([C, H, W], [L, D], [F]), got "
+                                    f"{shape!r}", span)
         shape = tuple(shape)
         if stmt.name in self.graph:
             first = self.graph.node(stmt.name)
@@ -596,6 +605,9 @@ class Elaborator:
         index = self.eval(expr.index, env)
         if obj is UNKNOWN or index is UNKNOWN:
             return UNKNOWN
+        if isinstance(obj, Tensor) and _is_int(index):  # `x[0]`: a position along dim 0
+            stage = OpStage(OPS["select"], (0, index), {}, expr.span, {})
+            return self._apply_op(stage, [obj], env, None)
         if not isinstance(obj, list):
             raise EvalError("E310", f"cannot index {kind_of(obj)}", expr.span)
         if not _is_int(index):
@@ -764,7 +776,8 @@ class Elaborator:
             return UNKNOWN
         if not LABEL_RE.fullmatch(text):
             raise EvalError("E209", f"`{text}` cannot be a submodule name", expr.label_span,
-                            hint="names use letters, digits and `_`; dots separate levels")
+                            hint="a name has no spaces, quotes, backslashes or braces, "
+                                 "and dots separate levels")
         return text
 
     def _interpolate(self, string: ast.String, env: Env):
@@ -834,10 +847,12 @@ class Elaborator:
             inputs, rest = _leading_tensors(args, func.op.variadic)
             rest, kwargs = func.args + rest, {**func.kwargs, **kwargs}
             stage = OpStage(func.op, rest, kwargs, expr.span, func.defaults)
-            if inputs:
+            if inputs or func.op.arity == 0:  # `param([1, 1, D])` makes its tensor at once
                 return self._apply_op(stage, inputs, env, name,
                                       operand_exprs=list(zip(expr.args, inputs)))
             return NamedStage(name, stage, expr.span) if name else stage
+        if isinstance(func, BlockValue) and func.defn.kind == "def":
+            return self._call_function(func, args, kwargs, expr, env)
         if isinstance(func, BlockValue):
             if args and isinstance(args[0], Tensor):
                 stage = BlockStage(func, args[1:], kwargs, expr.span)
@@ -850,6 +865,28 @@ class Elaborator:
             hint = (f"here `{expr.func.name}` is a local name ({kind_of(func)}) that hides the "
                     f"{'op' if lookup(expr.func.name) else 'block'} of the same name; rename it")
         raise EvalError("E202", f"{kind_of(func)} cannot be called", expr.func.span, hint=hint)
+
+    def _call_function(self, func: BlockValue, args: tuple, kwargs: dict, expr: ast.Call,
+                       env: Env):
+        """A `def` function: its body runs in a scope of its own (its file's names and its
+        parameters), may not create layers, and its `out` is the call's value."""
+        defn = func.defn
+        if env.depth >= self.limits["depth"]:
+            raise EvalError("E211", f"calls nest deeper than {self.limits['depth']} levels "
+                                    f"(does `{defn.name}` call itself?)", expr.span)
+        local = Env(func.module, {}, env.prefix, env.depth + 1, pure=True)
+        local.values.update(self._bind_params(defn, args, kwargs, local, expr.span))
+        for stmt in defn.body:
+            if isinstance(stmt, ast.InputDecl):
+                raise EvalError("E210", f"function `{defn.name}` cannot declare an `input`",
+                                stmt.span, hint="a `def` computes a value from its parameters")
+            self._run_stmt(stmt, local, is_net=False)  # a failure is the caller's error
+            if "<out>" in local.values:
+                break
+        if "<out>" not in local.values:
+            raise EvalError("E208", f"function `{defn.name}` has no `out` statement", defn.span,
+                            hint="end the function with `out <value>`")
+        return local.values["<out>"]
 
     def _builtin(self, name: str, args, kwargs, expr: ast.Call):
         if kwargs:
@@ -876,11 +913,18 @@ class Elaborator:
                 if not values or not all(_is_number(v) for v in values):
                     raise TypeError
                 return min(values) if name == "min" else max(values)
-            if name in ("int", "abs", "float"):
+            if name in ("int", "abs", "float", "ceil", "floor", "sqrt", "log2"):
                 (value,) = args
-                if not _is_number(value):
+                if not _is_number(value) or (name in ("sqrt", "log2") and value < 0) or \
+                        (name == "log2" and value == 0):
                     raise TypeError
-                return {"int": int, "abs": abs, "float": float}[name](value)
+                return {"int": int, "abs": abs, "float": float, "ceil": math.ceil,
+                        "floor": math.floor, "sqrt": math.sqrt, "log2": math.log2}[name](value)
+            if name == "round":  # Python's: half to even; `round(x, n)` keeps n decimals
+                if not 1 <= len(args) <= 2 or not _is_number(args[0]) or \
+                        (len(args) == 2 and not _is_int(args[1])):
+                    raise TypeError
+                return round(*args)
         except (TypeError, ValueError):
             pass
         raise EvalError("E307", f"bad arguments to `{name}`: "
@@ -891,6 +935,9 @@ class Elaborator:
     def _as_stage(self, value, span: Span):
         if isinstance(value, (OpStage, BlockStage, SeqStage, NamedStage)):
             return value
+        if isinstance(value, BlockValue) and value.defn.kind == "def":
+            raise EvalError("E312", f"`{value.defn.name}` is a function: call it for a value",
+                            span, hint="layers are ops and blocks; a `def` computes numbers")
         if isinstance(value, BlockValue):
             return BlockStage(value, (), {}, span)
         if isinstance(value, list):
@@ -971,7 +1018,7 @@ class Elaborator:
     def _bind_params(self, defn: ast.BlockDef, args: tuple, kwargs: dict, env: Env, span: Span,
                      overrides: dict | None = None) -> dict:
         params = defn.params
-        kind = "net" if defn.kind == "net" else "block"
+        kind = {"net": "net", "def": "function"}.get(defn.kind, "block")
         if len(args) > len(params):
             raise EvalError("E305", f"{kind} `{defn.name}` takes {len(params)} arguments, "
                                     f"got {len(args)}", span)
@@ -1044,9 +1091,12 @@ class Elaborator:
             return inputs[0]  # `sum(parts)` of one part (radix 1) is that part
         if stage.op.variadic and not inputs:
             raise EvalError("E305", f"`{stage.op.name}` needs at least one tensor", stage.span)
-        if not stage.op.variadic and len(inputs) != 1:
-            raise EvalError("E305", f"`{stage.op.name}` takes one tensor, got {len(inputs)}",
+        if not stage.op.variadic and len(inputs) != stage.op.arity:
+            takes = "no tensor" if stage.op.arity == 0 else "one tensor"
+            raise EvalError("E305", f"`{stage.op.name}` takes {takes}, got {len(inputs)}",
                             stage.span)
+        if stage.op.name == "cat":
+            inputs = self._expand_params(inputs, stage.span, env)
         defaults = stage.defaults.get(stage.op.name, {})
         args = bind_op_args(stage.op, stage.args, stage.kwargs, defaults, stage.span, EvalError)
         result = self._add_node(stage.op, args, inputs, stage.span, env, name,
@@ -1060,10 +1110,27 @@ class Elaborator:
                     for index in range(len(result.shape))]
         return result
 
+    def _expand_params(self, inputs: list, span: Span, env: Env) -> list:
+        """A learnable tensor concatenated with batched ones (ViT's class token before the
+        patches) is first repeated along their batch, as `class_token.expand(n, -1, -1)`."""
+        batched = [t for t in inputs if self.graph.node(t.node).op != "param"]
+        if len(batched) == len(inputs):
+            return inputs
+        if not batched:
+            raise EvalError("E312", "`cat` of learnable tensors only has no batch to follow",
+                            span, hint="concatenate them with the tensor they belong to")
+        return [t if t in batched else
+                self._add_node(OPS["batch_expand"], {}, [t, batched[0]], span, env, None,
+                               hint_id=f"{t.node.rsplit('.', 1)[-1]}_expanded")
+                for t in inputs]
+
     def _add_node(self, op: OpSpec, args: dict, inputs: list, span: Span, env: Env,
                   name: str | None, operand_exprs=None, hint_id: str | None = None):
         if any(t.shape is None for t in inputs):
             return UNKNOWN
+        if env.pure:
+            raise EvalError("E310", f"`{op.name}` creates a layer, but a `def` function computes "
+                                    f"values only", span, hint="make it a `block` instead")
         if len(self.graph) >= self.limits["nodes"]:
             raise BudgetExceeded("E211", f"the net has more than {self.limits['nodes']:,} nodes",
                                  span, hint="a runaway repeat or recursion? if the net is meant "

@@ -58,6 +58,13 @@ class OpSpec:
     # a parameter-free op as an `nn` layer, for where a module is needed (an item of an
     # `nn.Sequential`, as torchvision's `nn.ReLU` at `features.2`): (args, inplace) -> source
     layer: Callable[[dict, bool], str] | None = None
+    # helper classes (names in HELPERS) its module or layer source uses: the generated
+    # file defines them, so it stays importable without netc
+    helpers: Callable[[dict], tuple[str, ...]] = lambda args: ()
+    # the number of tensors it takes when not variadic: 1, or 0 for a learnable tensor
+    arity: int = 1
+    # its module is called as `module(x)` (so it can be an item of an nn.Sequential)
+    plain_call: bool = True
 
     @property
     def has_module(self) -> bool:
@@ -74,7 +81,11 @@ _KIND_WORDS = {
     "a non-negative integer, a list of two, or \"same\"", "sections": "a positive integer or a list of them",
     "opt_pos_pair": "a positive integer, a list of two, or `none`",
     "opt_pos": "a positive integer or `none`",
-    "dims": "a list of one or three positive integers ([F] or [C, H, W])",
+    "dims": "a list of one to four positive integers (one of them may be -1)",
+    "shape": "a list of one to five positive integers",
+    "perm": "a list of per-sample dims, each once (0 is the first dim after the batch)",
+    "int_list": "a list of integers",
+    "pos_list": "a list of positive integers",
 }
 
 
@@ -130,12 +141,24 @@ def check_value(kind: str, value) -> bool:
         return (_is_int(value) and value >= 1) or (
             isinstance(value, list) and value and all(_is_int(x) and x >= 1 for x in value))
     if kind == "dims":
-        return isinstance(value, list) and len(value) in (1, 3) and all(
+        return isinstance(value, list) and 1 <= len(value) <= 4 and all(
+            _is_int(x) and (x >= 1 or x == -1) for x in value) and value.count(-1) <= 1
+    if kind == "shape":
+        return isinstance(value, list) and 1 <= len(value) <= 5 and all(
             _is_int(x) and x >= 1 for x in value)
+    if kind in ("perm", "int_list"):
+        return isinstance(value, list) and all(_is_int(x) for x in value) and (
+            kind == "int_list" or len(set(value)) == len(value))
+    if kind == "pos_list":
+        return isinstance(value, list) and value != [] and all(_is_int(x) and x >= 1 for x in value)
+    if kind.startswith("choice:"):
+        return value in kind.removeprefix("choice:").split("|")
     raise AssertionError(f"unknown argument kind {kind}")
 
 
 def kind_words(kind: str) -> str:
+    if kind.startswith("choice:"):
+        return "one of " + ", ".join(f'"{c}"' for c in kind.removeprefix("choice:").split("|"))
     return _KIND_WORDS.get(kind, kind)
 
 
@@ -239,8 +262,8 @@ def _conv_cost(args, ins, out):
 
 
 def _bn_infer(args, ins):
-    if len(ins[0]) not in (1, 3):
-        raise ShapeError("E304", f"`bn` needs [C, H, W] or [F], got {format_shape(ins[0])}")
+    if len(ins[0]) not in (1, 2, 3):
+        raise ShapeError("E304", f"`bn` needs [C, H, W], [C, L] or [F], got {format_shape(ins[0])}")
     return ins[0]
 
 
@@ -274,7 +297,7 @@ def _linear_infer(args, ins):
 
 
 def _linear_warnings(args, ins):
-    if len(ins[0]) > 1:
+    if len(ins[0]) == 3:  # tokens [L, D] and channels-last maps [H, W, C] are what it is for
         yield ("W301", f"`linear` on a {format_shape(ins[0])} map acts on its last axis only "
                        f"(in_features={ins[0][-1]})",
                "add `flatten` (after global pooling) before `linear` to use every feature")
@@ -347,8 +370,36 @@ def _global_infer(op):
     return infer
 
 
+def _dim_index(op: str, dim: int, rank: int, shape, what: str = "dim") -> int:
+    """A per-sample dim (negative counts from the end) as an index, or E308."""
+    if not -rank <= dim < rank:
+        raise ShapeError("E308", f"`{op}` {what} {dim} is out of range for {format_shape(shape)}",
+                         hint="dims count per sample: 0 is the first dim after the batch "
+                              "(channels of a map), -1 the last")
+    return dim % rank
+
+
 def _flatten_infer(args, ins):
-    return (math.prod(ins[0]),)
+    shape = ins[0]
+    start = _dim_index("flatten", args["start"], len(shape), shape, "start")
+    end = _dim_index("flatten", args["end"], len(shape), shape, "end")
+    if start > end:
+        raise ShapeError("E308", f"`flatten` start {args['start']} comes after end {args['end']}")
+    return (*shape[:start], math.prod(shape[start:end + 1]), *shape[end + 1:])
+
+
+def _flatten_call(args, xs, _, ins):
+    if args["start"] == 0 and args["end"] == -1:
+        return f"torch.flatten({xs[0]}, 1)"
+    rank = len(ins[0])
+    end = args["end"] % rank + 1
+    return f"torch.flatten({xs[0]}, {args['start'] % rank + 1}, {end})"
+
+
+def _flatten_layer(args, inplace):
+    if args["start"] == 0 and args["end"] == -1:
+        return "nn.Flatten(1)"
+    return f"nn.Flatten({sample_dim(args['start'])}, {sample_dim(args['end'])})"
 
 
 def _softmax_infer(args, ins):
@@ -508,9 +559,9 @@ register(OpSpec(
     call=lambda args, xs, _, ins: f"F.adaptive_max_pool2d({xs[0]}, 1)",
     layer=lambda args, inplace: "nn.AdaptiveMaxPool2d(1)"))
 register(OpSpec(
-    "flatten", (), _flatten_infer, "flattens each sample to [F]",
-    call=lambda args, xs, _, ins: f"torch.flatten({xs[0]}, 1)",
-    layer=lambda args, inplace: "nn.Flatten(1)"))
+    "flatten", (P("start", "int", 0), P("end", "int", -1)), _flatten_infer,
+    "flattens each sample to [F]; `flatten(1)` merges dims 1.. only ([C, H, W] -> [C, H*W])",
+    call=_flatten_call, layer=_flatten_layer))
 register(OpSpec(
     "add", (), _elementwise("add"), "elementwise sum of two or more tensors (also `a + b`)",
     call=lambda args, xs, _, ins: " + ".join(xs), cost=_elementwise_cost, variadic=True,
@@ -559,7 +610,15 @@ register(OpSpec(
 
 
 def _reshape_infer(args, ins):
-    shape = tuple(args["shape"])
+    shape = list(args["shape"])
+    total = math.prod(ins[0])
+    if -1 in shape:  # one size inferred from the others, as in PyTorch
+        known = -math.prod(shape)
+        if total % known:
+            raise ShapeError("E311", f"cannot reshape {format_shape(ins[0])} ({total} values) "
+                                     f"to {format_shape(tuple(shape))}: {known} does not divide it")
+        shape[shape.index(-1)] = total // known
+    shape = tuple(shape)
     if math.prod(shape) != math.prod(ins[0]):
         raise ShapeError("E311", f"cannot reshape {format_shape(ins[0])} ({math.prod(ins[0])} "
                                  f"values) to {format_shape(shape)} ({math.prod(shape)} values)",
@@ -571,6 +630,8 @@ def _reshape_call(args, xs, _, ins):
     """The target shape with the sizes that follow the input's spatial size left to run time,
     so the module runs at any input size where the reshape still makes sense."""
     x, dims = xs[0], [str(d) for d in args["shape"]]
+    if -1 in args["shape"] or len(args["shape"]) not in (1, 3) or len(ins[0]) not in (1, 3):
+        return f"{x}.reshape({x}.size(0), {', '.join(dims)})"  # sizes as written
     return f"{x}.reshape({x}.size(0), {', '.join(_runtime_dims(ins[0], tuple(args['shape']), x, dims))})"
 
 
@@ -600,12 +661,315 @@ def _runtime_dims(source: Shape, target: Shape, x: str, dims: list[str]) -> list
 
 register(OpSpec(
     "reshape", (P("shape", "dims"),), _reshape_infer,
-    "gives each sample a new shape with the same values, [F] or [C, H, W] "
+    "gives each sample a new shape with the same values (one size may be -1) "
     "(`reshape([c, 1, 1])` turns a vector into a channel gate); sizes that follow the "
     "input's height and width are taken from the tensor at run time",
     call=_reshape_call))
 
-INTERNAL_OPS = {"getitem"}
+
+# ---- normalisation over features, regularisation, shuffles
+
+def _layer_norm_infer(args, ins):
+    shape = ins[0]
+    dim = _dim_index("layer_norm", args["dim"], len(shape), shape)
+    if dim != len(shape) - 1 and not (len(shape) == 3 and dim == 0):
+        raise ShapeError("E308", f"`layer_norm` normalises the last dim, or the channels "
+                                 f"(dim 0) of a [C, H, W] map; dim {args['dim']} of "
+                                 f"{format_shape(shape)} is neither")
+    return shape
+
+
+def _channels_first_norm(args, ins) -> bool:
+    return ins is not None and len(ins[0]) == 3 and args["dim"] % 3 == 0
+
+
+def _layer_norm_module(args, ins):
+    if ins is None:
+        raise ShapeError("E304", "`layer_norm` has no lazy form")
+    first = _channels_first_norm(args, ins)
+    size = ins[0][0] if first else ins[0][-1]
+    cls = "LayerNorm2d" if first else "nn.LayerNorm"
+    return f"{cls}({size}" + _kwargs([("eps", args["eps"], 1e-5),
+                                       ("elementwise_affine", args["affine"], True)]) + ")"
+
+
+def _layer_norm_cost(args, ins, out):
+    size = ins[0][0] if _channels_first_norm(args, ins) else ins[0][-1]
+    return Cost(params=2 * size if args["affine"] else 0)
+
+
+_HELPER_LAYER_NORM_2D = '''
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of an [N, C, H, W] map (torchvision's ConvNeXt)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+'''
+
+_HELPER_PERMUTE = '''
+class Permute(nn.Module):
+    """Reorders the dims of its input (torchvision's `ops.misc.Permute`: dims count the batch)."""
+
+    def __init__(self, dims: List[int]) -> None:
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.permute(x, self.dims)
+'''
+
+# source of helper classes, by name; a generated file defines the ones its layers use
+HELPERS = {"LayerNorm2d": _HELPER_LAYER_NORM_2D, "Permute": _HELPER_PERMUTE}
+
+
+def _group_norm_infer(args, ins):
+    c = ins[0][0]
+    if len(ins[0]) < 2:
+        raise ShapeError("E304", f"`group_norm` needs [C, ...] with positions, got {format_shape(ins[0])}")
+    if c % args["groups"]:
+        raise ShapeError("E309", f"`group_norm` groups={args['groups']} does not divide the "
+                                 f"{c} channels", hint="groups must divide the channels")
+    return ins[0]
+
+
+def _group_norm_module(args, ins):
+    if ins is None:
+        raise ShapeError("E304", "`group_norm` has no lazy form")
+    return (f"nn.GroupNorm({args['groups']}, {ins[0][0]}"
+            + _kwargs([("eps", args["eps"], 1e-5), ("affine", args["affine"], True)]) + ")")
+
+
+def _stochastic_depth_call(args, xs, _, ins):
+    """torchvision's `ops.stochastic_depth`: in training, each sample (`row`) or the whole
+    batch (`batch`) is dropped with probability p and the rest scaled by 1/(1-p); identity
+    in eval."""
+    x, p = xs[0], args["p"]
+    if p == 0:
+        return x
+    size = f"[{x}.size(0)] + [1] * ({x}.dim() - 1)" if args["mode"] == "row" else f"[1] * {x}.dim()"
+    keep = 1.0 - p
+    noise = f"torch.empty({size}, dtype={x}.dtype, device={x}.device).bernoulli_({lit(keep)})"
+    if keep > 0:
+        noise += f".div_({lit(keep)})"
+    return f"({x} * {noise} if self.training else {x})"
+
+
+def _channel_shuffle_infer(args, ins):
+    c = ins[0][0]
+    if len(ins[0]) < 2:
+        raise ShapeError("E304", f"`channel_shuffle` needs [C, ...], got {format_shape(ins[0])}")
+    if c % args["groups"]:
+        raise ShapeError("E309", f"`channel_shuffle` groups={args['groups']} does not divide "
+                                 f"the {c} channels")
+    return ins[0]
+
+
+def _channel_shuffle_call(args, xs, _, ins):
+    x, g, c = xs[0], args["groups"], ins[0][0]
+    rest = ", ".join(f"{x}.size({i + 2})" for i in range(len(ins[0]) - 1))
+    return (f"{x}.reshape({x}.size(0), {g}, {c // g}, {rest}).transpose(1, 2)"
+            f".reshape({x}.size(0), {c}, {rest})")
+
+
+register(OpSpec(
+    "layer_norm", (P("eps", "pos_float", 1e-5), P("dim", "int", -1), P("affine", "bool", True)),
+    _layer_norm_infer,
+    "layer normalisation over the last dim (tokens [L, D], channels-last maps); `dim = 0` "
+    "normalises the channels of a [C, H, W] map (ConvNeXt's LayerNorm2d)",
+    call=lambda args, xs, m, ins: f"{m}({xs[0]})", module=_layer_norm_module,
+    cost=_layer_norm_cost,
+    helpers=lambda args: ("LayerNorm2d",) if args["dim"] == 0 else (),
+    aliases=("layernorm",)))
+register(OpSpec(
+    "group_norm", (P("groups", "pos"), P("eps", "pos_float", 1e-5), P("affine", "bool", True)),
+    _group_norm_infer, "group normalisation: channels in `groups` groups (GroupNorm)",
+    call=lambda args, xs, m, ins: f"{m}({xs[0]})", module=_group_norm_module,
+    cost=lambda args, ins, out: Cost(params=2 * ins[0][0] if args["affine"] else 0),
+    aliases=("groupnorm",)))
+register(OpSpec(
+    "stochastic_depth", (P("p", "prob"), P("mode", "choice:row|batch", "row")), _same,
+    "stochastic depth: in training drops each sample (`row`) or the batch with probability "
+    "p and scales the rest by 1/(1-p), as torchvision's StochasticDepth; identity in eval",
+    call=_stochastic_depth_call, aliases=("drop_path",)))
+register(OpSpec(
+    "channel_shuffle", (P("groups", "pos"),), _channel_shuffle_infer,
+    "interleaves the channels of `groups` groups (ShuffleNet): [g, C/g] -> [C/g, g]",
+    call=_channel_shuffle_call))
+
+
+# ---- tensors of any rank: tokens [L, D], channels-last maps [H, W, C], 1-d signals [C, L]
+
+def _permute_infer(args, ins):
+    shape, dims = ins[0], args["dims"]
+    rank = len(shape)
+    if sorted(d % rank if -rank <= d < rank else d + 10 * rank for d in dims) != list(range(rank)):
+        raise ShapeError("E308", f"`permute` dims {dims} are not an order of the "
+                                 f"{rank} dims of {format_shape(shape)}",
+                         hint="dims count per sample: [1, 2, 0] turns [C, H, W] into [H, W, C]")
+    return tuple(shape[d] for d in dims)
+
+
+def _batch_dims(dims, rank: int) -> list[int]:
+    return [0] + [d % rank + 1 for d in dims]
+
+
+register(OpSpec(
+    "permute", (P("dims", "perm"),), _permute_infer,
+    "reorders each sample's dims: `permute([1, 2, 0])` turns [C, H, W] into [H, W, C]",
+    call=lambda args, xs, _, ins: f"{xs[0]}.permute({', '.join(map(str, _batch_dims(args['dims'], len(args['dims']))))})",
+    layer=lambda args, inplace: f"Permute({_batch_dims(args['dims'], len(args['dims']))!r})",
+    helpers=lambda args: ("Permute",)))
+
+
+def _transpose_infer(args, ins):
+    shape = list(ins[0])
+    a = _dim_index("transpose", args["dim0"], len(shape), ins[0])
+    b = _dim_index("transpose", args["dim1"], len(shape), ins[0])
+    shape[a], shape[b] = shape[b], shape[a]
+    return tuple(shape)
+
+
+register(OpSpec(
+    "transpose", (P("dim0", "int"), P("dim1", "int")), _transpose_infer,
+    "swaps two per-sample dims: `transpose(0, 1)` turns [D, L] into [L, D]",
+    call=lambda args, xs, _, ins: f"{xs[0]}.transpose({args['dim0'] % len(ins[0]) + 1}, "
+                                  f"{args['dim1'] % len(ins[0]) + 1})"))
+
+
+def _unflatten_infer(args, ins):
+    shape = ins[0]
+    dim = _dim_index("unflatten", args["dim"], len(shape), shape)
+    if math.prod(args["sizes"]) != shape[dim]:
+        raise ShapeError("E311", f"`unflatten` sizes {args['sizes']} hold {math.prod(args['sizes'])} "
+                                 f"values, but dim {args['dim']} of {format_shape(shape)} has {shape[dim]}")
+    return (*shape[:dim], *args["sizes"], *shape[dim + 1:])
+
+
+register(OpSpec(
+    "unflatten", (P("dim", "int"), P("sizes", "pos_list")), _unflatten_infer,
+    "splits one per-sample dim into several: `unflatten(1, [14, 14])` turns [D, 196] into [D, 14, 14]",
+    call=lambda args, xs, _, ins: f"{xs[0]}.unflatten({args['dim'] % len(ins[0]) + 1}, "
+                                  f"{lit(args['sizes'])})"))
+
+
+def _matmul_infer(args, ins):
+    if len(ins) != 2:
+        raise ShapeError("E305", f"`matmul` takes two tensors, got {len(ins)}")
+    a, b = ins
+    if len(a) < 2 or len(b) < 2 or len(a) != len(b):
+        raise ShapeError("E304", f"`matmul` needs two stacks of matrices of one rank, got "
+                                 f"{format_shape(a)} and {format_shape(b)}")
+    if a[-1] != b[-2]:
+        raise ShapeError("E301", f"cannot multiply {format_shape(a)} by {format_shape(b)}: "
+                                 f"{a[-1]} columns against {b[-2]} rows")
+    batch = broadcast([tuple(a[:-2]), tuple(b[:-2])], "matmul") if len(a) > 2 else ()
+    return (*batch, a[-2], b[-1])
+
+
+register(OpSpec(
+    "matmul", (), _matmul_infer, "matrix product of the last two dims, batched over the rest",
+    call=lambda args, xs, _, ins: f"torch.matmul({xs[0]}, {xs[1]})",
+    cost=lambda args, ins, out: Cost(macs=math.prod(out) * ins[0][-1]), variadic=True))
+
+
+def _mha_infer(args, ins):
+    shape = ins[0]
+    if len(shape) != 2:
+        raise ShapeError("E304", f"`mha` attends over tokens [L, D], got {format_shape(shape)}",
+                         hint="flatten a map to tokens first: `flatten(1) >> transpose(0, 1)`")
+    if shape[1] % args["heads"]:
+        raise ShapeError("E309", f"`mha` heads={args['heads']} does not divide the embedding "
+                                 f"size {shape[1]}", hint="heads must divide D")
+    return shape
+
+
+def _mha_module(args, ins):
+    if ins is None:
+        raise ShapeError("E304", "`mha` has no lazy form")
+    return (f"nn.MultiheadAttention({ins[0][1]}, {args['heads']}"
+            + _kwargs([("dropout", args["dropout"], 0.0), ("bias", args["bias"], True)])
+            + ", batch_first=True)")
+
+
+def _mha_cost(args, ins, out):
+    length, d = ins[0]
+    params = 4 * d * d + (4 * d if args["bias"] else 0)
+    return Cost(params=params, macs=4 * length * d * d + 2 * length * length * d)
+
+
+register(OpSpec(
+    "mha", (P("heads", "pos"), P("dropout", "prob", 0.0), P("bias", "bool", True)), _mha_infer,
+    "multi-head self-attention over tokens [L, D] (nn.MultiheadAttention, batch first: "
+    "keys `in_proj_weight`, `out_proj`)",
+    call=lambda args, xs, m, ins: f"{m}({xs[0]}, {xs[0]}, {xs[0]}, need_weights=False)[0]",
+    module=_mha_module, cost=_mha_cost, plain_call=False, aliases=("self_attention",)))
+
+
+def _param_shape(args) -> tuple[int, ...]:
+    """A learnable tensor's per-sample shape: its stored shape, less a leading 1 that lines
+    up with the batch (ViT's class token [1, 1, D] is [1, D] per sample)."""
+    shape = tuple(args["shape"])
+    return shape[1:] if len(shape) > 1 and shape[0] == 1 else shape
+
+
+def _param_module(args, ins):
+    sizes = ", ".join(map(str, args["shape"]))
+    init = args["init"]
+    if init == "zeros":
+        data = f"torch.zeros({sizes})"
+    elif init == "full":
+        data = f"torch.full(({sizes},), {lit(float(args['value']))})"
+    elif init == "normal":
+        data = f"torch.empty({sizes}).normal_(std={lit(float(args['std']))})"
+    else:
+        data = f"nn.init.trunc_normal_(torch.empty({sizes}), std={lit(float(args['std']))})"
+    return f"nn.Parameter({data})"
+
+
+register(OpSpec(
+    "param", (P("shape", "shape"), P("init", "choice:zeros|full|normal|trunc_normal", "zeros"),
+              P("value", "float", 0.0), P("std", "pos_float", 0.02)),
+    lambda args, ins: _param_shape(args),
+    "a learnable tensor of the given stored shape under its label (`class_token: "
+    "param([1, 1, D])`); a leading 1 lines up with the batch, and it broadcasts as in PyTorch",
+    call=lambda args, xs, m, ins: m, module=_param_module,
+    cost=lambda args, ins, out: Cost(params=math.prod(args["shape"])), arity=0, plain_call=False,
+    aliases=("parameter",)))
+register(OpSpec(
+    "batch_expand", (), lambda args, ins: ins[0],
+    "a learnable tensor repeated along the batch of another tensor (for `cat`)",
+    call=lambda args, xs, _, ins: f"{xs[0]}.expand({xs[1]}.size(0), {', '.join(['-1'] * len(ins[0]))})",
+    variadic=True))
+
+
+def _select_infer(args, ins):
+    shape = ins[0]
+    dim = _dim_index("select", args["dim"], len(shape), shape)
+    if len(shape) < 2:
+        raise ShapeError("E304", f"`select` would leave nothing of {format_shape(shape)}")
+    if not -shape[dim] <= args["index"] < shape[dim]:
+        raise ShapeError("E308", f"index {args['index']} is out of range for dim {args['dim']} "
+                                 f"of {format_shape(shape)} (size {shape[dim]})")
+    return (*shape[:dim], *shape[dim + 1:])
+
+
+def _select_call(args, xs, _, ins):
+    dim = args["dim"] % len(ins[0])
+    if dim == 0:
+        return f"{xs[0]}[:, {args['index']}]"
+    return f"{xs[0]}.select({dim + 1}, {args['index']})"
+
+
+register(OpSpec(
+    "select", (P("dim", "int"), P("index", "int")), _select_infer,
+    "one position along a per-sample dim, which disappears: `x[0]` is `select(0, 0)` "
+    "(ViT's class token out of [L, D])",
+    call=_select_call))
+
+
+INTERNAL_OPS = {"getitem", "batch_expand"}
 
 
 def lookup(name: str) -> OpSpec | None:

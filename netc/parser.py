@@ -156,7 +156,8 @@ def _module_from_items(source: SourceFile, items: list) -> ast.Module:
         doc=_file_doc(lines),
         imports=tuple(i for i in items if isinstance(i, ast.Import)),
         defaults=tuple(i for i in items if isinstance(i, ast.Defaults)),
-        blocks=tuple(with_doc(i) for i in items if isinstance(i, ast.BlockDef) and i.kind == "block"),
+        blocks=tuple(with_doc(i) for i in items if isinstance(i, ast.BlockDef)
+                     and i.kind in ("block", "def")),
         nets=tuple(with_doc(i) for i in items
                    if isinstance(i, ast.NetAlias) or (isinstance(i, ast.BlockDef) and i.kind == "net")),
     )
