@@ -49,7 +49,8 @@ PARITY = {
 HEAVY = {"resnet101", "resnet152", "densenet161", "densenet169", "densenet201", "resnest50d",
          "skresnext50_32x4d", "wide_resnet50_2", "resnext50_32x4d", "seresnet50", "vgg16_bn",
          # the torchvision zoo (tests/zoo.py): over 25M parameters, or slow to build or script
-         "alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg19", "vgg19_bn"}
+         "alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg19", "vgg19_bn",
+         "inception_v3", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2"}
 
 
 def with_slow(stems):

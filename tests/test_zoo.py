@@ -89,3 +89,16 @@ def test_comparison_catches_the_padding_trap(tmp_path, monkeypatch):
     ref, mine = zoo.with_reference_weights("squeezenet1_1")  # keys and shapes still fit
     diff, scale = zoo.output_difference(ref, mine, 64)
     assert diff > 100 * zoo.RTOL * scale
+
+
+def test_basic_block_refuses_groups_as_torchvision_does():
+    """torchvision's BasicBlock raises for groups != 1 or base_width != 64; the spec's asserts."""
+    import netc
+    from refmodels import torchvision
+
+    for kwargs in ({"groups": 32}, {"width_per_group": 128}):
+        with pytest.raises(ValueError, match="BasicBlock only supports"):
+            torchvision().models.resnet18(weights=None, **kwargs)
+        diagnostics = netc.check(zoo.SPECS / "resnet18.net", **kwargs)
+        assert [d.code for d in diagnostics] == ["E212"]
+        assert "BasicBlock only supports groups=1" in diagnostics[0].message

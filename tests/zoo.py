@@ -50,6 +50,11 @@ ZOO: dict[str, Model] = {
                       ("vgg19", 143_667_240, None), ("vgg19_bn", 143_678_248, None)]),
     **_family("SqueezeNet", [("squeezenet1_0", 1_248_424, None),
                              ("squeezenet1_1", 1_235_496, None)]),
+    **_family("ResNet", [("resnext101_32x8d", 88_791_336, None),
+                         ("resnext101_64x4d", 83_455_272, None),
+                         ("wide_resnet101_2", 126_886_696, None)]),
+    **_family("Inception-v3", [("inception_v3", 23_834_568, None)], size=299, second=96,
+              kwargs={"aux_logits": False, "init_weights": True, "transform_input": False}),
 }
 
 
