@@ -1189,10 +1189,24 @@ class Elaborator:
             self.module_parents |= {".".join(module.split(".")[:i])
                                     for i in range(1, module.count(".") + 1)}
         for code, message, hint in op.warnings(args, [t.shape for t in inputs]):
+            if code == "W301" and self._dims_reordered(inputs[0].node):
+                continue  # a channels-last map ([H, W, C] after `permute`): meant
             if (span, code) not in self.warned:
                 self.warned.add((span, code))
                 self.diags.warning(code, message, span, hint=hint)
         return Tensor(node.id, node.shape, span)
+
+    def _dims_reordered(self, node_id: str) -> bool:
+        """Whether a value's dims were moved about (permute, transpose, ...) on its way from
+        the input, so that a rank-3 shape is no longer [C, H, W]."""
+        for _ in range(64):  # a few elementwise steps back; far enough for any real net
+            node = self.graph.node(node_id)
+            if node.op in ("permute", "transpose", "unflatten", "mha", "matmul"):
+                return True
+            if not node.inputs or node.op in ("conv", "maxpool", "avgpool", "input"):
+                return False
+            node_id = node.inputs[0]
+        return False
 
     def _operand_labels(self, operand_exprs, inputs):
         if not operand_exprs:

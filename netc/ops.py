@@ -980,3 +980,7 @@ def suggest(name: str, candidates) -> str | None:
     """`did you mean` for a misspelt name, from difflib as pip does for commands."""
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return close[0] if close else None
+
+
+# the ops of hierarchical vision transformers live in their own module (they register here)
+from netc import ops_window  # noqa: E402,F401  (imported last: it uses the names above)
