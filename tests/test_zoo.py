@@ -75,20 +75,30 @@ def test_outputs_equal_torchvision_at_reference_size(name):
     assert_outputs_equal(name, ZOO[name].size)
 
 
-def test_comparison_catches_the_padding_trap(tmp_path, monkeypatch):
-    """The porting trap of issue 9: SqueezeNet 1.1's stem without its explicit `padding = 0`
-    (netc's default pads 3x3 convs by 1, PyTorch's by 0) checks clean, has torchvision's keys
-    and shapes and loads its weights strictly, but computes something else."""
+# (library, text, replacement, model): changes that keep the keys and shapes but not the function
+MUTATIONS = {
+    # the porting trap of issue 9: netc pads a 3x3 conv by 1 by default, PyTorch by 0
+    "padding trap": ("squeezenet.net", "conv(64, 3, 2, 0)", "conv(64, 3, 2)", "squeezenet1_1"),
+    # a BN eps of 1e-3 for torchvision's 1e-5 (seen only because the norms are randomized)
+    "bn eps": ("mnasnet.net", "bn(momentum = 1 - 0.9997)", "bn(momentum = 1 - 0.9997, eps = 0.001)",
+               "mnasnet0_5"),
+}
+
+
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
+def test_comparison_catches_a_wrong_spec(mutation, tmp_path, monkeypatch):
+    """Each mutated spec checks clean, has torchvision's keys and shapes and loads its
+    weights strictly, but computes something else: the output comparison must see it."""
+    library, text, replacement, name = MUTATIONS[mutation]
     shutil.copytree(zoo.SPECS / "lib", tmp_path / "lib")
-    shutil.copy(zoo.SPECS / "squeezenet1_1.net", tmp_path)
-    lib = tmp_path / "lib" / "squeezenet.net"
-    text = lib.read_text()
-    assert "conv(64, 3, 2, 0)" in text
-    lib.write_text(text.replace("conv(64, 3, 2, 0)", "conv(64, 3, 2)"))
+    shutil.copy(zoo.SPECS / f"{name}.net", tmp_path)
+    lib = tmp_path / "lib" / library
+    assert text in lib.read_text()
+    lib.write_text(lib.read_text().replace(text, replacement))
     monkeypatch.setattr(zoo, "SPECS", tmp_path)
-    ref, mine = zoo.with_reference_weights("squeezenet1_1")  # keys and shapes still fit
-    diff, scale = zoo.output_difference(ref, mine, 64)
-    assert diff > 100 * zoo.RTOL * scale
+    ref, mine = zoo.with_reference_weights(name)  # keys and shapes still fit
+    diff, scale = zoo.output_difference(ref, mine, ZOO[name].second)
+    assert diff > 10 * zoo.RTOL * scale
 
 
 def test_basic_block_refuses_groups_as_torchvision_does():

@@ -53,6 +53,8 @@ ZOO: dict[str, Model] = {
     **_family("ResNet", [("resnext101_32x8d", 88_791_336, None),
                          ("resnext101_64x4d", 83_455_272, None),
                          ("wide_resnet101_2", 126_886_696, None)]),
+    **_family("MNASNet", [("mnasnet0_5", 2_218_512, None), ("mnasnet0_75", 3_170_208, None),
+                          ("mnasnet1_0", 4_383_312, None), ("mnasnet1_3", 6_282_256, None)]),
     **_family("Inception-v3", [("inception_v3", 23_834_568, None)], size=299, second=96,
               kwargs={"aux_logits": False, "init_weights": True, "transform_input": False}),
 }
@@ -97,11 +99,30 @@ def static_params(name: str) -> int:
     return totals(compiled.graph).params
 
 
+def randomize_norms(model, seed: int = 0):
+    """Random statistics and affine parameters for every batch norm of `model`: torchvision's
+    init leaves them at mean 0, var 1, weight 1, bias 0, where a norm is nearly the identity
+    and a wrong eps or a norm in the wrong place hardly shows in the outputs."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+                n = module.num_features
+                module.running_mean.copy_(0.1 * torch.randn(n, generator=generator))
+                module.running_var.copy_(0.5 + torch.rand(n, generator=generator))
+                if module.affine:
+                    module.weight.copy_(0.5 + torch.rand(n, generator=generator))
+                    module.bias.copy_(0.1 * torch.randn(n, generator=generator))
+    return model
+
+
 def with_reference_weights(name: str):
-    """(reference, ours) with ours holding the reference's own random weights: ours is made
-    on the meta device and takes the reference's tensors (`assign=True`), so the weights exist
-    once (regnet_y_128gf's are 2.6 GB)."""
-    ref = reference(name)
+    """(reference, ours) with ours holding the reference's own random weights (its batch
+    norms randomized, see randomize_norms): ours is made on the meta device and takes the
+    reference's tensors (`assign=True`), so the weights exist once (regnet_y_128gf's are 2.6 GB)."""
+    ref = randomize_norms(reference(name))
     mine = ours(name, device="meta")
     mine.load_state_dict(ref.state_dict(), strict=True, assign=True)
     return ref, mine.eval()
