@@ -9,9 +9,9 @@
 """
 from __future__ import annotations
 
-from netc.api import build, check, compile, generate_source, summary
+from netc.api import build, check, compile, generate_source, list_models, summary
 from netc.diagnostics import Diagnostic, NetcError, Severity, WeightsMismatch
 
-__all__ = ["build", "check", "compile", "generate_source", "summary", "Diagnostic", "NetcError",
+__all__ = ["build", "check", "compile", "generate_source", "list_models", "summary", "Diagnostic", "NetcError",
            "Severity", "WeightsMismatch"]
 __version__ = "0.1.0"

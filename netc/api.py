@@ -25,6 +25,14 @@ def check(spec: str | Path, *, input_shape: tuple[int, ...] | None = None,
     return list(compile_spec(spec, plain, input_shape=input_shape, net=net).diagnostics)
 
 
+def list_models() -> list[str]:
+    """The models found by name (`netc.build("resnet50")`): the shipped specs, and those in
+    the directories of `NETC_PATH`."""
+    from netc.loader import list_models as found
+
+    return found()
+
+
 def from_config(value: Any) -> Any:
     """OmegaConf lists and dicts (from a Hydra config: `_target_: netc.build`) as Python's."""
     if type(value).__module__.startswith("omegaconf"):

@@ -88,9 +88,22 @@ def _parse_input(text: str | None) -> tuple[int, ...] | None:
 
 
 def _require_files(specs: list[str]) -> None:
+    """Each spec is a file, or the name of a model on the library path (`resnet50`)."""
+    from netc.loader import resolve_spec
+
     for spec in specs:
-        if not Path(spec).is_file():
-            raise UsageError(f"cannot read `{spec}`: no such file")
+        if resolve_spec(spec) is None:
+            raise UsageError(f"cannot read `{spec}`: no such file or model "
+                             "(`netc list` shows the models found by name)")
+
+
+def cmd_list(args) -> int:
+    """The models `netc check NAME` finds: the shipped specs and those on NETC_PATH / --lib."""
+    from netc.loader import list_models
+
+    for name in list_models():
+        print(name)
+    return EXIT_OK
 
 
 def _artifact_target(args) -> tuple[str, Path]:
@@ -306,7 +319,13 @@ def make_parser() -> argparse.ArgumentParser:
         prog="netc", description="Compile .net network specs to PyTorch, with every shape "
                                  "checked before anything runs.")
     parser.add_argument("--version", action="version", version="netc 0.1.0")
+    parser.add_argument("--lib", action="append", metavar="DIR", default=[],
+                        help="a directory of specs and libraries to search after the importing "
+                             "file's (adds to NETC_PATH; repeatable)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    listing = commands.add_parser("list", help="list the models found by name "
+                                               "(`netc check resnet50`)")
+    listing.set_defaults(run=cmd_list)
 
     check = commands.add_parser("check", help="report every error in specs (never imports torch)",
                                 description="Check specs statically: syntax, names, arguments "
@@ -409,6 +428,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_USAGE
+    if args.lib:  # through the environment, so sweep jobs and workers search it too
+        os.environ["NETC_PATH"] = os.pathsep.join(
+            [str(Path(d).resolve()) for d in args.lib] + [os.environ.get("NETC_PATH", "")]).rstrip(os.pathsep)
     try:
         return args.run(args)
     except (UsageError, PathError) as error:

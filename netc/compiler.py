@@ -17,7 +17,7 @@ from netc.analysis import totals
 from netc.elaborate import Elaborator
 from netc.infer import infer_graph
 from netc.ir import Graph
-from netc.loader import load_program
+from netc.loader import load_program, resolve_spec
 from netc.parser import parse_expression
 from netc.source import SourceMap, Span
 
@@ -74,10 +74,11 @@ def _compile(spec, params, input_shape, net, permissive=False, limits=None) -> C
     """Compile one spec file. `params` override the net's parameters (or input shapes, by
     input name); values are Python values or `ast.Expr` (from `-D`)."""
     diags = Diagnostics()
-    path = Path(spec)
-    if not path.is_file():
-        diags.error("E205", f"cannot read `{spec}`: no such file", None)
-        return Compiled(path, None, diags)
+    path = resolve_spec(spec)  # a file, or a shipped model's name (`resnet50`)
+    if path is None:
+        diags.error("E205", f"cannot read `{spec}`: no such file or model", None,
+                    hint="a path to a .net file, or a model name from `netc list`")
+        return Compiled(Path(spec), None, diags)
     program = load_program(path, diags)
     if diags.has_errors or program.root is None:
         return Compiled(path, None, diags, program.sources)

@@ -1,11 +1,16 @@
 """resolve imports: the root spec and every file it imports, parsed, each with its scope.
 
-Imports are resolved relative to the importing file. A file may only import from the
-directories the compilation allows (by default the root spec's own directory tree and the
-`specs/` folder that ships with netc), so a spec cannot read arbitrary files.
+Imports are resolved relative to the importing file, then along the library search path:
+the directories in `NETC_PATH` (`--lib DIR` adds to it), then the `specs/` folder that
+ships with netc. `import "lib/resnet.net"` and `import "resnet"` (a library by name) both
+work from any directory. A file may only import from those directories and its own tree, so
+a spec cannot read arbitrary files. Shipped models are found by name the same way
+(`netc check resnet50`).
 """
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,10 +62,54 @@ def read_spec_text(path: Path) -> str | None:
     return text[1:] if text.startswith("\ufeff") else text  # a byte-order mark is no text
 
 
+def library_path() -> list[Path]:
+    """Where imports and model names are looked up after the importing file's directory:
+    `NETC_PATH` (os.pathsep-separated), then the shipped `specs/`."""
+    extra = [Path(p).expanduser() for p in os.environ.get("NETC_PATH", "").split(os.pathsep) if p]
+    dirs = []
+    for path in extra + _shipped_spec_dirs():
+        try:
+            if path.is_dir() and path.resolve() not in dirs:
+                dirs.append(path.resolve())
+        except OSError:
+            continue
+    return dirs
+
+
+_MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def resolve_spec(spec: str | Path) -> Path | None:
+    """A spec argument as a file: a path that exists, else a model name (`resnet50`, no
+    suffix, no slash) found as `<name>.net` along the library path; None if neither."""
+    path = Path(spec)
+    try:
+        if path.is_file():
+            return path
+    except (OSError, ValueError):
+        return None
+    text = str(spec)
+    if not _MODEL_NAME.fullmatch(text) or text.endswith(".net"):
+        return None
+    for directory in library_path():
+        candidate = directory / f"{text}.net"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def list_models() -> list[str]:
+    """The models found by name: every `.net` file at the top of the library path."""
+    names = set()
+    for directory in library_path():
+        names |= {p.stem for p in directory.glob("*.net") if p.is_file()}
+    return sorted(names)
+
+
 def load_program(spec: str | Path, diags: Diagnostics, allowed: list[Path] | None = None) -> Program:
     root_path = Path(spec).resolve()
     allowed_roots = [root_path.parent] + [p.resolve() for p in (allowed or [])]
-    allowed_roots += [p for p in _shipped_spec_dirs() if p.is_dir()]
+    allowed_roots += library_path()
     loader = _Loader(diags, allowed_roots)
     root = loader.load(root_path, None, ())
     return Program(root, loader.modules, loader.sources)
@@ -133,25 +182,40 @@ class _Loader:
         table[node.name] = node  # a local definition shadows an imported one
         module.owner[node.name] = module
 
+    def _candidates(self, module: LoadedModule, name: str) -> list[Path]:
+        """Where `import "name"` may be: beside the importing file, then along the library
+        path; a bare name (`"resnet"`) is also tried as `lib/<name>.net` and `<name>.net`."""
+        relative = [Path(name)]
+        if Path(name).suffix == "" and "/" not in name:
+            relative += [Path("lib") / f"{name}.net", Path(f"{name}.net")]
+        bases = [module.path.parent] + library_path()
+        return [(base / rel).resolve() for base in bases for rel in relative]
+
     def _import(self, module: LoadedModule, imp: ast.Import, chain) -> LoadedModule | None:
         try:
             if "\x00" in imp.path or not imp.path.strip():
                 raise ValueError("not a file path")
-            target = (module.path.parent / imp.path).resolve()
+            candidates = self._candidates(module, imp.path)
         except (ValueError, OSError, RuntimeError):
             self.diags.error("E205", f"`{imp.path!r}` is not a file path", imp.span)
             return None
+        target = next((c for c in candidates if _is_file(c)), candidates[0])
         if not any(target.is_relative_to(root) for root in self.allowed_roots):
             self.diags.error("E205", f"import `{imp.path}` is outside the allowed directories",
                              imp.span, hint="import only from the spec's directory or `specs/`")
             return None
-        try:
-            is_file = target.is_file()
-        except (OSError, ValueError):
-            is_file = False
-        if not is_file:
+        if not _is_file(target):
             self.diags.error("E205", f"cannot find `{imp.path}`", imp.span,
-                             notes=(f"looked for {display_path(target)}",),
-                             hint="import paths are relative to the importing file")
+                             notes=(f"looked for {display_path(target)}, then along the library "
+                                    f"path ({len(candidates) - 1} more places)",),
+                             hint="import paths are relative to the importing file, then to "
+                                  "the directories of NETC_PATH / --lib and netc's own specs")
             return None
         return self.load(target, imp.span, chain)
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from netc.analysis import GLOBAL, Analysis, NodeStats, analyse, human
 from netc.ir import Graph
+from netc.ops import conv_padding
 from netc.shapes import Multi, format_shape
 from netc.source import escape_controls
 
@@ -55,7 +56,10 @@ def describe_op(node) -> str:
     """The op with the arguments people read a table for: `conv 7x7/2`, `maxpool 3x3/2`."""
     op, args = node.op, node.args
     if op == "conv":
-        text = f"conv {_window(args['kernel_size'])}{_stride(args['stride'])}"
+        # the padding used is always shown: netc's default ((k-1)//2, "same" at stride 1)
+        # differs from PyTorch's 0, and a port that forgets `padding = 0` must be visible
+        padding = "same" if args["padding"] == "same" else _pad(conv_padding(args))
+        text = f"conv {_window(args['kernel_size'])}{_stride(args['stride'])} {padding}"
         if args["groups"] != 1:
             text += f" g{args['groups']}"
         if args["dilation"] != 1:
@@ -63,7 +67,8 @@ def describe_op(node) -> str:
         return text
     if op in ("maxpool", "avgpool"):
         stride = args["stride"] if args["stride"] is not None else args["kernel_size"]
-        return f"{op} {_window(args['kernel_size'])}{_stride(stride)}"
+        padding = "" if args["padding"] in (0, [0, 0]) else f" {_pad(args['padding'])}"
+        return f"{op} {_window(args['kernel_size'])}{_stride(stride)}{padding}"
     if op in ("adaptive_avgpool", "adaptive_maxpool"):
         return f"{op} {_window(args['output_size'])}"
     if op in ("cat", "softmax") and args.get("dim", 0) != 0:
@@ -75,6 +80,13 @@ def describe_op(node) -> str:
     if op == "radix_softmax":
         return f"radix_softmax {args['radix']}"
     return op
+
+
+def _pad(value) -> str:
+    """`p1`, or `p1x2` where the two sides differ."""
+    if isinstance(value, int):
+        return f"p{value}"
+    return f"p{value[0]}" if value[0] == value[1] else f"p{value[0]}x{value[1]}"
 
 
 def _window(value) -> str:
