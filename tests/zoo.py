@@ -55,6 +55,8 @@ ZOO: dict[str, Model] = {
                          ("wide_resnet101_2", 126_886_696, None)]),
     **_family("MNASNet", [("mnasnet0_5", 2_218_512, None), ("mnasnet0_75", 3_170_208, None),
                           ("mnasnet1_0", 4_383_312, None), ("mnasnet1_3", 6_282_256, None)]),
+    **_family("MobileNetV3", [("mobilenet_v3_large", 5_483_032, None),
+                              ("mobilenet_v3_small", 2_542_856, None)]),
     **_family("Inception-v3", [("inception_v3", 23_834_568, None)], size=299, second=96,
               kwargs={"aux_logits": False, "init_weights": True, "transform_input": False}),
 }
@@ -99,37 +101,52 @@ def static_params(name: str) -> int:
     return totals(compiled.graph).params
 
 
-def randomize_norms(model, seed: int = 0):
-    """Random statistics and affine parameters for every batch norm of `model`: torchvision's
-    init leaves them at mean 0, var 1, weight 1, bias 0, where a norm is nearly the identity
-    and a wrong eps or a norm in the wrong place hardly shows in the outputs."""
+def calibrate_norms(model, size: int, seed: int = 1):
+    """Batch norm statistics measured on random images (each norm's running mean and variance
+    over one batch of 4 at size x size), and random affine parameters. At torchvision's init
+    the statistics are mean 0, var 1 while the activations are far from that (MobileNetV3's
+    and MNASNet's depthwise convs shrink them layer by layer, so their logits did not depend
+    on the input to 1e-6); measured statistics keep every layer's output near unit scale, so
+    the output depends on every layer and a wrong padding, stride or eps shows."""
     import torch
 
+    norms = [m for m in model.modules()
+             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return model
     generator = torch.Generator().manual_seed(seed)
+    momenta = [m.momentum for m in norms]
     with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+        for module in norms:
+            module.reset_running_stats()
+            module.momentum = None  # a cumulative average: here, the statistics of the one batch
+        model.train()
+        model(torch.randn(4, 3, size, size, generator=generator))
+        model.eval()
+        for module, momentum in zip(norms, momenta):
+            module.momentum = momentum
+            module.num_batches_tracked.zero_()
+            if module.affine:
                 n = module.num_features
-                module.running_mean.copy_(0.1 * torch.randn(n, generator=generator))
-                module.running_var.copy_(0.5 + torch.rand(n, generator=generator))
-                if module.affine:
-                    module.weight.copy_(0.5 + torch.rand(n, generator=generator))
-                    module.bias.copy_(0.1 * torch.randn(n, generator=generator))
+                module.weight.copy_(0.5 + torch.rand(n, generator=generator))
+                module.bias.copy_(0.1 * torch.randn(n, generator=generator))
     return model
 
 
 def with_reference_weights(name: str):
-    """(reference, ours) with ours holding the reference's own random weights (its batch
-    norms randomized, see randomize_norms): ours is made on the meta device and takes the
+    """(reference, ours) with ours holding the reference's own random weights (its batch norm
+    statistics measured, see calibrate_norms): ours is made on the meta device and takes the
     reference's tensors (`assign=True`), so the weights exist once (regnet_y_128gf's are 2.6 GB)."""
-    ref = randomize_norms(reference(name))
+    ref = calibrate_norms(reference(name), ZOO[name].second)
     mine = ours(name, device="meta")
     mine.load_state_dict(ref.state_dict(), strict=True, assign=True)
     return ref, mine.eval()
 
 
-def output_difference(ref, mine, size: int, batch: int = 2, seed: int = 0) -> tuple[float, float]:
-    """(max |ours - reference|, max |reference|) on a random batch at size x size."""
+def output_difference(ref, mine, size: int, batch: int = 2, seed: int = 0) -> tuple[float, float, float]:
+    """(max |ours - reference|, max |reference|, max |reference's sample 0 - sample 1|) on a
+    random batch at size x size: the difference, the scale it is measured against, and how
+    much the output depends on the input at all."""
     import torch
 
     x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
@@ -137,7 +154,8 @@ def output_difference(ref, mine, size: int, batch: int = 2, seed: int = 0) -> tu
         expected = ref(x)
         got = mine(x)
     assert got.shape == expected.shape, (tuple(got.shape), tuple(expected.shape))
-    return (got - expected).abs().max().item(), expected.abs().max().item()
+    return ((got - expected).abs().max().item(), expected.abs().max().item(),
+            (expected[0] - expected[1]).abs().max().item())
 
 
 def main(names: list[str]) -> None:
@@ -155,8 +173,9 @@ def main(names: list[str]) -> None:
         keys_equal = shapes(ref) == shapes(mine)
         cells = []
         for size in (model.size, model.second):
-            diff, scale = output_difference(ref, mine, size)
-            cells.append(f"{size}px {diff:.2e} (of {scale:.2e}, rel {diff / scale:.1e})")
+            diff, scale, spread = output_difference(ref, mine, size)
+            cells.append(f"{size}px {diff:.2e} (of {scale:.2e}, rel {diff / scale:.1e},"
+                         f" spread {spread / scale:.1e})")
         print(f"{name}: params {params} {'equal' if params == static_params(name) else 'DIFFER'}"
               f", keys {'equal' if keys_equal else 'DIFFER'}, " + ", ".join(cells)
               + f", {time.perf_counter() - start:.0f} s", flush=True)
