@@ -18,7 +18,7 @@ from typing import Any
 
 from netc import ast
 from netc.diagnostics import Diagnostics, Label
-from netc.infer import bind_op_args, infer_node
+from netc.infer import bind_op_args, infer_node, operand_shapes
 from netc.ir import Graph, InputSpec, Node, Region
 from netc.loader import LoadedModule, Program
 from netc.ops import OpSpec, lookup, suggest, OPS, INTERNAL_OPS
@@ -1175,7 +1175,7 @@ class Elaborator:
         node = Node(node_id, op.name, args, tuple(t.node for t in inputs), span,
                     self.graph.next_order(), module=module, scope=env.prefix)
         try:
-            node.shape = infer_node(op, args, [t.shape for t in inputs])
+            node.shape = infer_node(op, args, self._operand_shapes(op, inputs))
         except ShapeError as error:
             labels = tuple(self._operand_labels(operand_exprs, inputs))
             if not self.permissive:
@@ -1195,6 +1195,10 @@ class Elaborator:
                 self.warned.add((span, code))
                 self.diags.warning(code, message, span, hint=hint)
         return Tensor(node.id, node.shape, span)
+
+    def _operand_shapes(self, op: OpSpec, inputs: list) -> list:
+        return operand_shapes(op, [t.shape for t in inputs],
+                              [self.graph.node(t.node).op == "param" for t in inputs])
 
     def _dims_reordered(self, node_id: str) -> bool:
         """Whether a value's dims were moved about (permute, transpose, ...) on its way from

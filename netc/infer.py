@@ -86,6 +86,17 @@ def infer_node(op: OpSpec, args: dict, in_shapes: list) -> Shape:
     return op.infer(args, list(in_shapes))
 
 
+def operand_shapes(op: OpSpec, shapes: list, learnable: list[bool]) -> list:
+    """Input shapes as the op's rule sees them: a learnable tensor of lower rank in an add
+    or multiply lines up from the right, as PyTorch broadcasts it (a [D] scale against
+    [L, D] tokens); batched tensors must agree in rank."""
+    if op.name not in ("add", "mul") or len({len(s) for s in shapes}) == 1:
+        return shapes
+    rank = max(len(s) for s in shapes)
+    return [(1,) * (rank - len(s)) + tuple(s) if is_param else s
+            for s, is_param in zip(shapes, learnable)]
+
+
 def infer_graph(graph: Graph, diags: Diagnostics | None = None) -> dict[str, Shape]:
     """Every node's shape recomputed in topological order from the inputs' shapes."""
     from netc.ops import OPS
@@ -96,7 +107,10 @@ def infer_graph(graph: Graph, diags: Diagnostics | None = None) -> dict[str, Sha
             shapes[node.id] = node.shape
             continue
         try:
-            shapes[node.id] = infer_node(OPS[node.op], node.args, [shapes[i] for i in node.inputs])
+            op = OPS[node.op]
+            ins = operand_shapes(op, [shapes[i] for i in node.inputs],
+                                 [graph.node(i).op == "param" for i in node.inputs])
+            shapes[node.id] = infer_node(op, node.args, ins)
         except ShapeError as error:
             if diags is None:
                 raise
