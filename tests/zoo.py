@@ -57,6 +57,10 @@ ZOO: dict[str, Model] = {
                           ("mnasnet1_0", 4_383_312, None), ("mnasnet1_3", 6_282_256, None)]),
     **_family("MobileNetV3", [("mobilenet_v3_large", 5_483_032, None),
                               ("mobilenet_v3_small", 2_542_856, None)]),
+    **_family("ShuffleNetV2", [("shufflenet_v2_x0_5", 1_366_792, None),
+                               ("shufflenet_v2_x1_0", 2_278_604, None),
+                               ("shufflenet_v2_x1_5", 3_503_624, None),
+                               ("shufflenet_v2_x2_0", 7_393_996, None)]),
     **_family("Inception-v3", [("inception_v3", 23_834_568, None)], size=299, second=96,
               kwargs={"aux_logits": False, "init_weights": True, "transform_input": False}),
 }
