@@ -969,6 +969,52 @@ register(OpSpec(
     call=_select_call))
 
 
+def _conv1d_infer(args, ins):
+    shape = ins[0]
+    if len(shape) != 2:
+        raise ShapeError("E304", f"`conv1d` needs a 1-d signal [C, L], got {format_shape(shape)}",
+                         hint="a pooled [C, 1, 1] vector becomes [1, C] with "
+                              "`flatten >> unflatten(0, [1, C])`")
+    c, length = shape
+    groups, out = args["groups"], args["out_channels"]
+    if c % groups or out % groups:
+        which = f"input channels {c}" if c % groups else f"output channels {out}"
+        raise ShapeError("E309", f"`groups={groups}` does not divide the {which}",
+                         hint="groups must divide both the input and the output channels")
+    k, s, d = args["kernel_size"], args["stride"], args["dilation"]
+    p = d * (k - 1) // 2 if args["padding"] == AUTO else args["padding"]
+    size = conv_output_size(length, k, s, p, d)
+    if size < 1:
+        raise ShapeError("E303", f"`conv1d` makes the length {size}: its input "
+                                 f"{format_shape(shape)} is too short",
+                         notes=(size_formula(length, k, s, p, d),))
+    return (out, size)
+
+
+def _conv1d_module(args, ins):
+    k, d = args["kernel_size"], args["dilation"]
+    p = d * (k - 1) // 2 if args["padding"] == AUTO else args["padding"]
+    head = "nn.LazyConv1d(" if ins is None else f"nn.Conv1d({ins[0][0]}, "
+    return (f"{head}{args['out_channels']}, {k}"
+            + _kwargs([("stride", args["stride"], 1), ("padding", p, 0), ("dilation", d, 1),
+                       ("groups", args["groups"], 1), ("bias", args["bias"], True)]) + ")")
+
+
+def _conv1d_cost(args, ins, out):
+    weight = out[0] * (ins[0][0] // args["groups"]) * args["kernel_size"]
+    return Cost(params=weight + (out[0] if args["bias"] else 0), macs=weight * out[1])
+
+
+register(OpSpec(
+    "conv1d",
+    (P("out_channels", "pos"), P("kernel_size", "pos"), P("stride", "pos", 1),
+     P("padding", "nonneg", AUTO), P("dilation", "pos", 1), P("groups", "pos", 1),
+     P("bias", "bool", True)),
+    _conv1d_infer, "1-d convolution over a signal [C, L] (nn.Conv1d); padding defaults to "
+                   "dilation*(k-1)//2, as `conv`'s",
+    call=lambda args, xs, m, ins: f"{m}({xs[0]})", module=_conv1d_module, cost=_conv1d_cost))
+
+
 INTERNAL_OPS = {"getitem", "batch_expand"}
 
 

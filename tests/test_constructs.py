@@ -177,6 +177,9 @@ def test_reordering_ops_shapes_and_values(tmp_path):
     ("x >> group_norm(3)", "E309"),
     ("x >> channel_shuffle(3)", "E309"),
     ("x >> mha(2)", "E304"),
+    ("x >> conv1d(4, 3)", "E304"),
+    ("x >> flatten(1) >> conv1d(4, 3, groups = 3)", "E309"),
+    ("x >> flatten(1) >> conv1d(4, 40)", "E303"),
     ("x >> stochastic_depth(0.1, \"rows\")", "E307"),
 ])
 def test_new_ops_diagnose_misuse(tmp_path, body, code):
@@ -329,6 +332,32 @@ def test_norms_match_torch(tmp_path):
     expected = F.group_norm(a, 2, module.gn.weight, module.gn.bias)
     assert torch.allclose(module(x), expected, atol=1e-6)
     assert type(module.cf).__name__ == "LayerNorm2d"
+
+
+def test_conv1d_over_pooled_channels_matches_torch(tmp_path):
+    import torch
+
+    spec = write(tmp_path, """
+        block ECA(k = 3) {
+          c = in.c
+          g = in >> gap >> flatten >> unflatten(0, [1, c]) >> conv: conv1d(1, k, bias = false)
+                 >> flatten >> reshape([c, 1, 1]) >> sigmoid
+          out in * g
+        }
+        net T() {
+          input x: [16, 8, 8]
+          out x >> eca: ECA(5)
+        }
+        """)
+    module = netc.build(spec).eval()
+    conv = module.eca.conv
+    assert isinstance(conv, torch.nn.Conv1d) and conv.padding == (2,)
+    x = torch.randn(2, 16, 8, 8)
+    gate = torch.sigmoid(conv(x.mean((2, 3)).unsqueeze(1)).squeeze(1))[..., None, None]
+    assert torch.allclose(module(x), x * gate, atol=1e-6)
+    x = torch.randn(2, 16, 5, 3)  # any spatial size
+    gate = torch.sigmoid(conv(x.mean((2, 3)).unsqueeze(1)).squeeze(1))[..., None, None]
+    assert torch.allclose(module(x), x * gate, atol=1e-6)
 
 
 def test_every_new_construct_exports_and_scripts(tmp_path):
