@@ -179,7 +179,7 @@ def test_reordering_ops_shapes_and_values(tmp_path):
     ("x >> mha(2)", "E304"),
     ("x >> conv1d(4, 3)", "E304"),
     ("x >> flatten(1) >> conv1d(4, 3, groups = 3)", "E309"),
-    ("x >> flatten(1) >> conv1d(4, 40)", "E303"),
+    ("x >> flatten(1) >> conv1d(4, 40, padding = 0)", "E303"),
     ("x >> stochastic_depth(0.1, \"rows\")", "E307"),
 ])
 def test_new_ops_diagnose_misuse(tmp_path, body, code):
