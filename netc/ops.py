@@ -81,7 +81,7 @@ _KIND_WORDS = {
     "a non-negative integer, a list of two, or \"same\"", "sections": "a positive integer or a list of them",
     "opt_pos_pair": "a positive integer, a list of two, or `none`",
     "opt_pos": "a positive integer or `none`",
-    "dims": "a list of one to four positive integers (one of them may be -1)",
+    "dims": "a list of one to five positive integers (one of them may be -1)",
     "shape": "a list of one to five positive integers",
     "perm": "a list of per-sample dims, each once (0 is the first dim after the batch)",
     "int_list": "a list of integers",
@@ -141,7 +141,7 @@ def check_value(kind: str, value) -> bool:
         return (_is_int(value) and value >= 1) or (
             isinstance(value, list) and value and all(_is_int(x) and x >= 1 for x in value))
     if kind == "dims":
-        return isinstance(value, list) and 1 <= len(value) <= 4 and all(
+        return isinstance(value, list) and 1 <= len(value) <= 5 and all(
             _is_int(x) and (x >= 1 or x == -1) for x in value) and value.count(-1) <= 1
     if kind == "shape":
         return isinstance(value, list) and 1 <= len(value) <= 5 and all(
@@ -1029,4 +1029,4 @@ def suggest(name: str, candidates) -> str | None:
 
 
 # the ops of hierarchical vision transformers live in their own module (they register here)
-from netc import ops_window  # noqa: E402,F401  (imported last: it uses the names above)
+from netc import ops_attention, ops_window  # noqa: E402,F401  (last: they use the names above)
