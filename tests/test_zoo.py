@@ -33,9 +33,9 @@ def one_thread():
 
 
 @cache
-def meta_shapes(name: str) -> tuple[dict, dict]:
-    """(reference, ours) state_dict shapes, each model made on the meta device."""
-    return zoo.shapes(zoo.reference(name, "meta")), zoo.shapes(zoo.ours(name, "meta"))
+def structure(name: str):
+    """(the compiled spec, torchvision's model made on the meta device), once per session."""
+    return zoo.compiled(name), zoo.reference(name, "meta")
 
 
 def test_every_zoo_spec_exists():
@@ -44,14 +44,16 @@ def test_every_zoo_spec_exists():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_params_equal_torchvision(name):
-    reference = sum(p.numel() for p in zoo.reference(name, "meta").parameters())
-    assert zoo.static_params(name) == reference
+    compiled, ref = structure(name)
+    reference = sum(p.numel() for p in ref.parameters())
+    assert zoo.static_params(compiled) == reference
     assert ZOO[name].params == reference  # the table's figure, used to sort light from heavy
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_state_dict_keys_and_shapes_equal_torchvision(name):
-    theirs, ours = meta_shapes(name)
+    compiled, ref = structure(name)
+    theirs, ours = zoo.shapes(ref), zoo.shapes(zoo.lower(compiled, "meta"))
     assert sorted(set(ours) - set(theirs)) == [], "keys torchvision does not have"
     assert sorted(set(theirs) - set(ours)) == [], "torchvision keys we lack"
     assert ours == theirs
@@ -60,7 +62,7 @@ def test_state_dict_keys_and_shapes_equal_torchvision(name):
 
 def assert_outputs_equal(name: str, size: int):
     ref, mine = zoo.with_reference_weights(name)
-    diff, scale, spread = zoo.output_difference(ref, mine, size)
+    diff, scale, spread = zoo.compare(ref, mine, size)
     assert diff <= zoo.RTOL * scale, f"max |difference| {diff:.3g} at {size} px, outputs up to {scale:.3g}"
     assert spread > 100 * zoo.RTOL * scale, "the reference's output hardly depends on its input"
 
@@ -98,7 +100,7 @@ def test_comparison_catches_a_wrong_spec(mutation, tmp_path, monkeypatch):
     lib.write_text(lib.read_text().replace(text, replacement))
     monkeypatch.setattr(zoo, "SPECS", tmp_path)
     ref, mine = zoo.with_reference_weights(name)  # keys and shapes still fit
-    diff, scale, _ = zoo.output_difference(ref, mine, ZOO[name].second)
+    diff, scale, _ = zoo.compare(ref, mine, ZOO[name].second)
     assert diff > 10 * zoo.RTOL * scale
 
 

@@ -12,8 +12,11 @@ differently in two equal programs by about 1e-6 of the largest value.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass, field
+from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +64,12 @@ ZOO: dict[str, Model] = {
                                ("shufflenet_v2_x1_0", 2_278_604, None),
                                ("shufflenet_v2_x1_5", 3_503_624, None),
                                ("shufflenet_v2_x2_0", 7_393_996, None)]),
+    **_family("EfficientNet", [("efficientnet_b0", 5_288_548, 224), ("efficientnet_b1", 7_794_184, 240),
+                               ("efficientnet_b2", 9_109_994, 288), ("efficientnet_b3", 12_233_232, 300),
+                               ("efficientnet_b4", 19_341_616, 380), ("efficientnet_b5", 30_389_784, 456),
+                               ("efficientnet_b6", 43_040_704, 528), ("efficientnet_b7", 66_347_960, 600),
+                               ("efficientnet_v2_s", 21_458_488, 384), ("efficientnet_v2_m", 54_139_356, 480),
+                               ("efficientnet_v2_l", 118_515_272, 480)]),
     **_family("Inception-v3", [("inception_v3", 23_834_568, None)], size=299, second=96,
               kwargs={"aux_logits": False, "init_weights": True, "transform_input": False}),
 }
@@ -73,41 +82,74 @@ def family_of(name: str) -> str:
 # --- building both sides ----------------------------------------------------------------------
 
 def reference(name: str, device: str | None = None):
-    """torchvision's model, random init (on `device`, e.g. "meta" for structure only)."""
+    """torchvision's model, random init; on the meta device (structure only), no init at all."""
     import torch
     from refmodels import torchvision
 
     make = getattr(torchvision().models, name)
-    with torch.device(device or "cpu"):
+    with torch.device(device or "cpu"), (_no_init() if device == "meta" else contextlib.nullcontext()):
         return make(weights=None, **ZOO[name].kwargs).eval()
+
+
+@contextmanager
+def _no_init():
+    """torch.nn.init's functions as no-ops: on meta tensors they only cost time (a random fill
+    of a meta tensor goes through torch's reference implementations: 3 of the 4.5 s it took to
+    make EfficientNetV2-L on the meta device)."""
+    from torch.nn import init
+
+    names = [n for n in dir(init) if n.endswith("_") and not n.startswith("_")]
+    saved = {n: getattr(init, n) for n in names}
+    try:
+        for n in names:
+            setattr(init, n, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for n, f in saved.items():
+            setattr(init, n, f)
 
 
 def ours(name: str, device: str | None = None):
     """The spec's module (on `device`); the memory limit is lifted for the largest models."""
-    import torch
+    return lower(compiled(name), device)
+
+
+def compiled(name: str):
+    """The spec compiled (once per path and process: compiling the largest takes seconds)."""
+    return _compile(SPECS / f"{name}.net")
+
+
+@cache
+def _compile(path: Path):
     import netc
 
-    with torch.device(device or "cpu"):
-        return netc.build(SPECS / f"{name}.net", limits={"memory": 1 << 40}).eval()
+    result = netc.compile(path)
+    assert result.ok, result.diagnostics
+    return result
+
+
+def lower(result, device: str | None = None):
+    import torch
+    from netc.api import lower as lower_compiled
+
+    with torch.device(device or "cpu"), (_no_init() if device == "meta" else contextlib.nullcontext()):
+        return lower_compiled(result, {"memory": 1 << 40})[0].eval()
 
 
 def shapes(module) -> dict[str, tuple[int, ...]]:
     return {key: tuple(t.shape) for key, t in module.state_dict().items()}
 
 
-def static_params(name: str) -> int:
+def static_params(result) -> int:
     """The parameter count `netc check` / `netc summary` report: from the graph, no torch."""
-    import netc
     from netc.analysis import totals
 
-    compiled = netc.compile(SPECS / f"{name}.net")
-    assert compiled.ok, compiled.diagnostics
-    return totals(compiled.graph).params
+    return totals(result.graph).params
 
 
 def calibrate_norms(model, size: int, seed: int = 1):
     """Batch norm statistics measured on random images (each norm's running mean and variance
-    over one batch of 4 at size x size), and random affine parameters. At torchvision's init
+    over one batch of 2 at size x size), and random affine parameters. At torchvision's init
     the statistics are mean 0, var 1 while the activations are far from that (MobileNetV3's
     and MNASNet's depthwise convs shrink them layer by layer, so their logits did not depend
     on the input to 1e-6); measured statistics keep every layer's output near unit scale, so
@@ -125,7 +167,7 @@ def calibrate_norms(model, size: int, seed: int = 1):
             module.reset_running_stats()
             module.momentum = None  # a cumulative average: here, the statistics of the one batch
         model.train()
-        model(torch.randn(4, 3, size, size, generator=generator))
+        model(torch.randn(2, 3, size, size, generator=generator))
         model.eval()
         for module, momentum in zip(norms, momenta):
             module.momentum = momentum
@@ -138,13 +180,19 @@ def calibrate_norms(model, size: int, seed: int = 1):
 
 
 def with_reference_weights(name: str):
-    """(reference, ours) with ours holding the reference's own random weights (its batch norm
-    statistics measured, see calibrate_norms): ours is made on the meta device and takes the
-    reference's tensors (`assign=True`), so the weights exist once (regnet_y_128gf's are 2.6 GB)."""
-    ref = calibrate_norms(reference(name), ZOO[name].second)
+    """(reference, ours) with ours holding the reference's own random weights: ours is made on
+    the meta device and takes the reference's tensors (`assign=True`), so the weights exist
+    once (regnet_y_128gf's are 2.6 GB), and calibrate_norms(reference) sets both."""
+    ref = reference(name)
     mine = ours(name, device="meta")
     mine.load_state_dict(ref.state_dict(), strict=True, assign=True)
     return ref, mine.eval()
+
+
+def compare(ref, mine, size: int) -> tuple[float, float, float]:
+    """output_difference at `size`, the norms' statistics measured at that size first."""
+    calibrate_norms(ref, size)
+    return output_difference(ref, mine, size)
 
 
 def output_difference(ref, mine, size: int, batch: int = 2, seed: int = 0) -> tuple[float, float, float]:
@@ -177,10 +225,10 @@ def main(names: list[str]) -> None:
         keys_equal = shapes(ref) == shapes(mine)
         cells = []
         for size in (model.size, model.second):
-            diff, scale, spread = output_difference(ref, mine, size)
+            diff, scale, spread = compare(ref, mine, size)
             cells.append(f"{size}px {diff:.2e} (of {scale:.2e}, rel {diff / scale:.1e},"
                          f" spread {spread / scale:.1e})")
-        print(f"{name}: params {params} {'equal' if params == static_params(name) else 'DIFFER'}"
+        print(f"{name}: params {params} {'equal' if params == static_params(compiled(name)) else 'DIFFER'}"
               f", keys {'equal' if keys_equal else 'DIFFER'}, " + ", ".join(cells)
               + f", {time.perf_counter() - start:.0f} s", flush=True)
         del ref, mine
