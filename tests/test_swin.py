@@ -94,8 +94,23 @@ def sized(names, light=()):
 def test_params_equal_torchvision(name):
     compiled = netc.compile(SPECS / f"{name}.net")
     assert compiled.ok, compiled.diagnostics
-    expected = sum(p.numel() for p in reference(name, "meta").parameters())
-    assert totals(compiled.graph).params == expected
+    ref = reference(name, "meta")
+    assert totals(compiled.graph).params == sum(p.numel() for p in ref.parameters())
+    assert totals(compiled.graph).buffers == sum(b.numel() for b in ref.buffers())
+
+
+WEIGHTS = {"swin_t": "Swin_T_Weights", "swin_s": "Swin_S_Weights", "swin_b": "Swin_B_Weights",
+           "swin_v2_t": "Swin_V2_T_Weights", "swin_v2_s": "Swin_V2_S_Weights",
+           "swin_v2_b": "Swin_V2_B_Weights"}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_macs_equal_torchvision_figure(name):
+    """`netc summary`'s MACs at the reference size against the GFLOPS torchvision states for
+    its weights (`_ops`, counted as multiply-adds, to 3 decimals)."""
+    compiled = netc.compile(SPECS / f"{name}.net")
+    weights = getattr(torchvision().models, WEIGHTS[name]).IMAGENET1K_V1
+    assert round(totals(compiled.graph).macs / 1e9, 3) == pytest.approx(weights.meta["_ops"])
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
