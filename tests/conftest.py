@@ -55,7 +55,19 @@ HEAVY = {"resnet101", "resnet152", "densenet161", "densenet169", "densenet201", 
 
 def with_slow(stems):
     """Parameters for `stems`, the heavy ones marked slow."""
-    return [pytest.param(s, marks=pytest.mark.slow) if s in HEAVY else s for s in stems]
+    return [pytest.param(s, marks=pytest.mark.slow) if is_heavy(s) else s for s in stems]
+
+
+# The torchvision zoo's specs (tests/zoo.py compares each with torchvision): in the default
+# suite's whole-spec tests (TorchScript, runtime shapes) one light net per family stands for
+# its family; the others run in the slow suite.
+ZOO_DEFAULT = {"squeezenet1_1", "mobilenet_v3_small", "shufflenet_v2_x0_5", "mnasnet0_5",
+               "efficientnet_b0", "regnet_x_400mf", "regnet_y_400mf", "convnext_tiny", "swin_t"}
+
+
+def is_heavy(stem: str) -> bool:
+    """Whether a spec's whole-spec tests belong to the slow suite."""
+    return stem in HEAVY or (stem not in PARITY and stem not in ZOO_DEFAULT)
 
 
 # References whose state_dict keys are not names to reproduce (tests/reference/README.md:

@@ -178,6 +178,8 @@ def test_reordering_ops_shapes_and_values(tmp_path):
     ("x >> channel_shuffle(3)", "E309"),
     ("x >> mha(2)", "E304"),
     ("x >> conv1d(4, 3)", "E304"),
+    ("x >> relative_attention(2, 3)", "E311"),
+    ("x >> reshape([8, 4, 6]) >> relative_attention(4, 2)", "E309"),
     ("x >> flatten(1) >> conv1d(4, 3, groups = 3)", "E309"),
     ("x >> flatten(1) >> conv1d(4, 40, padding = 0)", "E303"),
     ("x >> stochastic_depth(0.1, \"rows\")", "E307"),
@@ -430,3 +432,25 @@ def test_netc_path_and_lib_option(tmp_path):
     assert result.returncode == 0, result.stderr
     listed = run("--lib", str(library), "list", env=env).stdout.split()
     assert "tiny" in listed and "resnet50" in listed
+
+
+def test_relative_attention_equals_torchvision_maxvit_attention(tmp_path):
+    import torch
+
+    from refmodels import torchvision
+
+    spec = write(tmp_path, """
+        net T() {
+          input x: [4, 9, 64]
+          out x >> attn: relative_attention(16, 3)
+        }
+        """)
+    module = netc.build(spec).eval()
+    reference = torchvision().models.maxvit.RelativePositionalMultiHeadAttention(64, 16, 9)
+    reference.eval()
+    assert [f"attn.{k}" for k in reference.state_dict()] == list(module.state_dict())
+    module.attn.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, 4, 9, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(module(x), reference(x), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(torch.jit.script(module)(x), reference(x), rtol=1e-5, atol=1e-6)

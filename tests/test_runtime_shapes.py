@@ -64,6 +64,10 @@ def assert_static_equals_runtime(item, batch: int = 2):
     checked = 0
     for node in graph:
         value = values[code.variables[node.id]]
+        if node.op == "param":  # a learnable tensor: its stored shape, no batch
+            assert tuple(value.shape) == tuple(node.args["shape"]), node.id
+            checked += 1
+            continue
         assert value.shape[0] == batch if isinstance(value, torch.Tensor) else True
         static = tuple(node.shape) if not isinstance(node.shape, tuple) or not node.shape or \
             not isinstance(node.shape[0], tuple) else tuple(tuple(s) for s in node.shape)
