@@ -19,6 +19,9 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
+import torch
+from torch.overrides import TorchFunctionMode
+
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 RTOL = 1e-4  # of the largest |output| of the reference
@@ -70,6 +73,14 @@ ZOO: dict[str, Model] = {
                                ("efficientnet_b6", 43_040_704, 528), ("efficientnet_b7", 66_347_960, 600),
                                ("efficientnet_v2_s", 21_458_488, 384), ("efficientnet_v2_m", 54_139_356, 480),
                                ("efficientnet_v2_l", 118_515_272, 480)]),
+    **_family("RegNet", [("regnet_x_400mf", 5_495_976, None), ("regnet_x_800mf", 7_259_656, None),
+                         ("regnet_x_1_6gf", 9_190_136, None), ("regnet_x_3_2gf", 15_296_552, None),
+                         ("regnet_x_8gf", 39_572_648, None), ("regnet_x_16gf", 54_278_536, None),
+                         ("regnet_x_32gf", 107_811_560, None),
+                         ("regnet_y_400mf", 4_344_144, None), ("regnet_y_800mf", 6_432_512, None),
+                         ("regnet_y_1_6gf", 11_202_430, None), ("regnet_y_3_2gf", 19_436_338, None),
+                         ("regnet_y_8gf", 39_381_472, None), ("regnet_y_16gf", 83_590_140, None),
+                         ("regnet_y_32gf", 145_046_770, None), ("regnet_y_128gf", 644_812_894, 384)]),
     **_family("Inception-v3", [("inception_v3", 23_834_568, None)], size=299, second=96,
               kwargs={"aux_logits": False, "init_weights": True, "transform_input": False}),
 }
@@ -83,12 +94,26 @@ def family_of(name: str) -> str:
 
 def reference(name: str, device: str | None = None):
     """torchvision's model, random init; on the meta device (structure only), no init at all."""
-    import torch
     from refmodels import torchvision
 
     make = getattr(torchvision().models, name)
-    with torch.device(device or "cpu"), (_no_init() if device == "meta" else contextlib.nullcontext()):
+    if device != "meta":
+        with torch.device(device or "cpu"):
+            return make(weights=None, **ZOO[name].kwargs).eval()
+    with _EmptyOnMeta(), _no_init():
         return make(weights=None, **ZOO[name].kwargs).eval()
+
+
+class _EmptyOnMeta(TorchFunctionMode):
+    """Parameters (made by torch.empty) on the meta device, other tensors where they were:
+    torchvision's RegNet computes its widths with torch.arange(...).tolist(), which a
+    `torch.device("meta")` context would make data-less."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.empty:
+            kwargs["device"] = "meta"
+        return func(*args, **kwargs)
 
 
 @contextmanager
@@ -129,7 +154,6 @@ def _compile(path: Path):
 
 
 def lower(result, device: str | None = None):
-    import torch
     from netc.api import lower as lower_compiled
 
     with torch.device(device or "cpu"), (_no_init() if device == "meta" else contextlib.nullcontext()):
@@ -154,8 +178,6 @@ def calibrate_norms(model, size: int, seed: int = 1):
     and MNASNet's depthwise convs shrink them layer by layer, so their logits did not depend
     on the input to 1e-6); measured statistics keep every layer's output near unit scale, so
     the output depends on every layer and a wrong padding, stride or eps shows."""
-    import torch
-
     norms = [m for m in model.modules()
              if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     if not norms:
@@ -199,8 +221,6 @@ def output_difference(ref, mine, size: int, batch: int = 2, seed: int = 0) -> tu
     """(max |ours - reference|, max |reference|, max |reference's sample 0 - sample 1|) on a
     random batch at size x size: the difference, the scale it is measured against, and how
     much the output depends on the input at all."""
-    import torch
-
     x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         expected = ref(x)
@@ -213,8 +233,6 @@ def output_difference(ref, mine, size: int, batch: int = 2, seed: int = 0) -> tu
 def main(names: list[str]) -> None:
     """Prints one line per model: params, keys, and the output differences at both sizes."""
     import time
-
-    import torch
 
     torch.set_num_threads(1)
     for name in names:
