@@ -341,7 +341,7 @@ def emit_module(graph: Graph, spec_name: str = "spec", lazy: bool = False,
 
 class _ClassNames:
     def __init__(self) -> None:
-        self._used = set(_RESERVED)
+        self._used = set(_RESERVED) | set(HELPERS)  # a block named `Permute` is `Permute_1`
 
     def reserve(self, name: str) -> str:
         candidate, counter = name, 0
@@ -389,7 +389,8 @@ class _Emitter:
             constructor = self.constructor(node, scope)
             if constructor:
                 path = node.module or node.id
-                entries.append((node.order, f"_add_submodule(self, {path!r}, {constructor})"
+                order = node.order if node.register_order is None else node.register_order
+                entries.append((order, f"_add_submodule(self, {path!r}, {constructor})"
                                             f"  # {self.where(node)}", path))
 
     def constructor(self, node: Node, scope: Scope) -> str | None:

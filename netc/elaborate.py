@@ -11,6 +11,7 @@ mistake gives one diagnostic, not a cascade.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -139,6 +140,9 @@ class NamedStage:
     label: str
     inner: Any
     span: Span
+    # where its layer is registered (its place in the state_dict) if not where it is applied:
+    # a labelled layer bound to a name (`post = norm1: layer_norm`) is registered there
+    declared: float | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +211,8 @@ class Elaborator:
         self.steps = 0  # work done so far, against limits["steps"]
         self.elements = 0  # list items and characters created, against limits["elements"]
         self._fresh_next: dict[str, int] = {}
+        self._declarations = 0  # labelled stages written so far (see _declaration_order)
+        self._register_at: float | None = None  # the declared place of the layer being applied
         self.budget_reported = False  # per stem: the next suffix to try
 
     # ---- entry point
@@ -430,6 +436,9 @@ class Elaborator:
                                 stmt.span, hint="choose another name")
         if isinstance(stmt, ast.Assign):
             value = self.eval(stmt.value, env)
+            if isinstance(value, NamedStage) and isinstance(value.inner, OpStage):
+                # `post = norm1: layer_norm`: the layer is registered here, where it is written
+                value = dataclasses.replace(value, declared=self._declaration_order())
             env.values[stmt.name] = value
             if isinstance(value, Tensor):
                 env.reads.discard(stmt.name)  # a new tensor under this name: not read yet
@@ -947,7 +956,20 @@ class Elaborator:
                             span, hint="combine tensors with `+`, `*` or `cat(a, b)`")
         raise EvalError("E312", f"expected a layer here, got {kind_of(value)}", span)
 
+    def _declaration_order(self) -> float:
+        """A place between the nodes made so far and the next one, for layers written now and
+        applied later; later declarations sort after earlier ones."""
+        self._declarations += 1
+        return self.graph.last_order + 0.5 + self._declarations * 1e-9
+
     def _apply(self, stage, x: Tensor, env: Env, name: str | None) -> Any:
+        if isinstance(stage, NamedStage) and stage.declared is not None and \
+                isinstance(stage.inner, OpStage):
+            self._register_at, outer = stage.declared, self._register_at
+            try:
+                return self._apply(stage.inner, x, env, stage.label)
+            finally:
+                self._register_at = outer
         if isinstance(stage, NamedStage):
             if isinstance(stage.inner, NamedStage):  # `a: b: layer` names it `a.b`
                 inner = Env(env.module, env.values, (*env.prefix, stage.label), env.depth)
@@ -1174,6 +1196,8 @@ class Elaborator:
             node_id = self._fresh(env.prefix, name or hint_id or op.name)
         node = Node(node_id, op.name, args, tuple(t.node for t in inputs), span,
                     self.graph.next_order(), module=module, scope=env.prefix)
+        if module and self._register_at is not None:
+            node.register_order, self._register_at = self._register_at, None
         try:
             node.shape = infer_node(op, args, self._operand_shapes(op, inputs))
         except ShapeError as error:

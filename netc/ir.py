@@ -26,6 +26,9 @@ class Node:
     module: str | None = None  # qualified submodule name (state_dict prefix) if the op owns state
     scope: tuple[str, ...] = ()  # the named blocks/sequences this node sits in
     shape: Shape | Multi | None = None  # per-sample output shape; None after an error upstream
+    # where its layer is registered (state_dict order) when that is not `order`: a labelled
+    # layer bound to a name is registered where it is written, not where it is applied
+    register_order: float | None = None
 
     def describe(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.args.items())

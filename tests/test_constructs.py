@@ -454,3 +454,25 @@ def test_relative_attention_equals_torchvision_maxvit_attention(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(module(x), reference(x), rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(torch.jit.script(module)(x), reference(x), rtol=1e-5, atol=1e-6)
+
+
+def test_a_labelled_layer_bound_to_a_name_is_registered_where_written(tmp_path):
+    spec = write(tmp_path, """
+        block PatchMerging() {
+          reduce = reduction: linear(2 * in.shape[2], bias = false)
+          out in >> norm: layer_norm >> reduce
+        }
+        net T() {
+          input x: [8, 8, 16]
+          y = x >> merge: PatchMerging()
+          out y >> head: [linear(3)]
+        }
+        """)
+    module = netc.build(spec)
+    assert list(module.state_dict()) == ["merge.reduction.weight", "merge.norm.weight",
+                                         "merge.norm.bias", "head.0.weight", "head.0.bias"]
+    # applied where used: norm before reduction
+    import torch
+    x = torch.randn(2, 8, 8, 16)
+    m = module.merge
+    assert torch.equal(module(x), module.head(m.reduction(m.norm(x))))

@@ -105,7 +105,10 @@ def _assert_expected(example: Example, path: Path) -> None:
         return
     graph = compiled.graph
     if "modules" in example.meta:
-        modules = [n.module for n in graph if n.module]
+        # in state_dict order: a layer bound to a name is registered where it is written
+        layers = sorted((n for n in graph if n.module), key=lambda n: n.order
+                        if n.register_order is None else n.register_order)
+        modules = [n.module for n in layers]
         assert modules == example.meta["modules"].split(), f"README.md line {example.line}"
     if "output" in example.meta:
         shape = "[" + ", ".join(map(str, graph.node(graph.outputs[0]).shape)) + "]"
