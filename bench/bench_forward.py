@@ -38,11 +38,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import netc  # noqa: E402
+import zoo  # noqa: E402
 from conftest import PARITY, reference  # noqa: E402
 from refmodels import reference_model  # noqa: E402
 
 REFERENCED = [stem for stem, name in PARITY.items()
               if reference(name)["source"] in ("torchvision", "timm")]
+REFERENCED += sorted(set(zoo.ZOO) - set(REFERENCED))  # the torchvision zoo (tests/zoo.py)
 
 
 def forward_step(model, x):
@@ -81,6 +83,12 @@ def compare(ours_step, ref_step, pairs: int, warmup: int = 3) -> dict:
 
 def pair_of(stem: str):
     """netc's module and the reference, same weights, outputs checked equal; input shape."""
+    if stem not in PARITY:  # the torchvision zoo: made as tests/zoo.py makes it
+        torch.manual_seed(0)
+        ref = zoo.reference(stem)
+        ours = netc.build(ROOT / "specs" / f"{stem}.net", limits={"memory": 1 << 40}).eval()
+        ours.load_state_dict(ref.state_dict(), strict=True)
+        return ours, ref, (3, zoo.ZOO[stem].size, zoo.ZOO[stem].size)
     entry = reference(PARITY[stem])
     torch.manual_seed(0)
     ref = reference_model(entry).eval()
