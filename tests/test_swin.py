@@ -222,16 +222,17 @@ def test_patch_merge_shape_rule(shape, expected, tmp_path):
 
 
 def test_patch_merge_values(tmp_path):
-    """Swin's order: (0,0), (1,0), (0,1), (1,1) offsets, zero padding at the bottom/right."""
+    """Swin's order: (0,0), (1,0), (0,1), (1,1) offsets; an odd height padded with a zero row
+    at the bottom, an even width not padded."""
     path = tmp_path / "merge.net"
-    path.write_text(net("patch_merge", "[3, 5, 2]"))
+    path.write_text(net("patch_merge", "[3, 4, 2]"))
     module = netc.build(path)
-    x = torch.arange(30.0).reshape(1, 3, 5, 2)
+    x = torch.arange(24.0).reshape(1, 3, 4, 2)
     y = module(x)
-    merged = torch.nn.functional.pad(x, (0, 0, 0, 1, 0, 1))
-    manual = torch.cat([merged[:, 0::2, 0::2], merged[:, 1::2, 0::2], merged[:, 0::2, 1::2],
-                        merged[:, 1::2, 1::2]], -1)
-    assert tuple(y.shape) == (1, 2, 3, 8)
+    padded = torch.cat([x, torch.zeros(1, 1, 4, 2)], 1)
+    manual = torch.cat([padded[:, 0::2, 0::2], padded[:, 1::2, 0::2], padded[:, 0::2, 1::2],
+                        padded[:, 1::2, 1::2]], -1)
+    assert tuple(y.shape) == (1, 2, 2, 8)
     torch.testing.assert_close(y, manual, rtol=0, atol=0)
 
 
@@ -273,3 +274,25 @@ def test_check_does_not_import_torch(tmp_path):
             "assert 'torch' not in sys.modules, 'torch imported'; print(r)") % str(SPECS / "swin_v2_t.net")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("name", ["swin_t", "swin_v2_t"])
+def test_training_mode_equals_torchvision(name):
+    """In training, stochastic depth drops samples as torchvision's StochasticDepth does, with
+    the same random draws in the same order: equal outputs from equal seeds (64 px: padded
+    windows, a shifted stage, and stages smaller than a window)."""
+    ref = reference(name)
+    mine = ours(name, "meta")
+    mine.load_state_dict(ref.state_dict(), strict=True, assign=True)
+    ref.train()
+    mine.train()
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    outputs = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        expected = ref(x)
+        torch.manual_seed(seed)
+        got = mine(x)
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+        outputs.append(got)
+    assert not torch.equal(outputs[0], outputs[1]), "stochastic depth drew nothing"
