@@ -1,9 +1,10 @@
 """The torchvision zoo (tests/zoo.py): each spec equals torchvision's model of its name.
 
-Default suite: for every model, the parameter count netc computes from the graph (no build),
-and the state_dict keys and shapes of the built module (both sides made on the meta device,
-so nothing is allocated), against torchvision itself; for the light models, the outputs at a
-small second size with torchvision's own random weights loaded strictly. Slow suite
+Default suite, for every model: the parameter count and MACs netc computes from the graph (no
+build) against torchvision's model and its documented GFLOPS, and the state_dict keys, shapes
+and order of the built module (both sides made on the meta device: nothing is allocated).
+For the light models, also the outputs at a small second size, with torchvision's own random
+weights loaded strictly (batch norm statistics measured, see zoo.calibrate_norms). Slow suite
 (`--runslow`): the outputs at the reference's input size, and the heavy models' outputs.
 """
 from __future__ import annotations
@@ -51,6 +52,18 @@ def test_params_equal_torchvision(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_macs_equal_torchvision_figure(name):
+    """netc's MACs (from the graph, at the spec's declared input, its weights' size) equal the
+    GFLOPS torchvision documents for its weights (`_ops`, which count multiply-adds), to the
+    3 decimals it gives."""
+    from netc.analysis import totals
+    from refmodels import torchvision
+
+    documented = torchvision().models.get_model_weights(name).DEFAULT.meta["_ops"]
+    assert round(totals(zoo.compiled(name).graph).macs / 1e9, 3) == documented
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_state_dict_keys_and_shapes_equal_torchvision(name):
     compiled, ref = structure(name)
     theirs, ours = zoo.shapes(ref), zoo.shapes(zoo.lower(compiled, "meta"))
@@ -63,6 +76,7 @@ def test_state_dict_keys_and_shapes_equal_torchvision(name):
 def assert_outputs_equal(name: str, size: int):
     ref, mine = zoo.with_reference_weights(name)
     diff, scale, spread = zoo.compare(ref, mine, size)
+    zoo.record(name, size, diff, scale, spread)
     assert diff <= zoo.RTOL * scale, f"max |difference| {diff:.3g} at {size} px, outputs up to {scale:.3g}"
     assert spread > 100 * zoo.RTOL * scale, "the reference's output hardly depends on its input"
 

@@ -13,6 +13,7 @@ differently in two equal programs by about 1e-6 of the largest value.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from dataclasses import dataclass, field
 from contextlib import contextmanager
@@ -228,6 +229,15 @@ def output_difference(ref, mine, size: int, batch: int = 2, seed: int = 0) -> tu
     assert got.shape == expected.shape, (tuple(got.shape), tuple(expected.shape))
     return ((got - expected).abs().max().item(), expected.abs().max().item(),
             (expected[0] - expected[1]).abs().max().item())
+
+
+def record(name: str, size: int, diff: float, scale: float, spread: float) -> None:
+    """With NETC_ZOO_RECORD=FILE, appends one tab-separated line per comparison to FILE (the
+    figures of the closing table: model, size, max |difference|, max |output|, spread)."""
+    path = os.environ.get("NETC_ZOO_RECORD")
+    if path:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(f"{name}\t{size}\t{diff:.3g}\t{scale:.3g}\t{spread:.3g}\n")
 
 
 def main(names: list[str]) -> None:
