@@ -92,6 +92,23 @@ def test_outputs_equal_torchvision_at_reference_size(name):
     assert_outputs_equal(name, ZOO[name].size)
 
 
+@pytest.mark.parametrize("name", ["efficientnet_b0", "mobilenet_v3_small"])
+def test_training_mode_equals_torchvision_draw_for_draw(name):
+    """In training mode (batch statistics, dropout, EfficientNet's stochastic depth) the same
+    seed gives the same output, and another seed another one (so the draws are really used)."""
+    ref, mine = zoo.with_reference_weights(name)
+    x = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    outputs = []
+    for model, seed in ((ref, 1), (mine, 1), (mine, 2)):
+        model.train()
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            outputs.append(model(x))
+    scale = outputs[0].abs().max().item()
+    assert (outputs[1] - outputs[0]).abs().max().item() <= zoo.RTOL * scale
+    assert (outputs[2] - outputs[1]).abs().max().item() > 100 * zoo.RTOL * scale
+
+
 # (library, text, replacement, model): changes that keep the keys and shapes but not the function
 MUTATIONS = {
     # the porting trap of issue 9: netc pads a 3x3 conv by 1 by default, PyTorch by 0
