@@ -96,7 +96,8 @@ class ShiftedWindowAttention(nn.Module):
     """Multi-head self-attention within windows of a channels-last map [N, H, W, C]
     (torchvision's Swin Transformer). The map is padded (bottom, right) to whole windows; with
     a shift it is rolled by -shift first, and positions that came from different regions of
-    the map are kept apart by a -100 mask; a window as large as the padded map is not shifted.
+    the map are kept apart by a -100 mask; nothing is shifted along an axis that one
+    window covers.
     Each head adds a learned bias per relative position (a table of (2wh-1)(2ww-1) rows)."""
 
     def __init__(self, dim: int, window: List[int], shift: List[int], heads: int,
@@ -104,6 +105,7 @@ class ShiftedWindowAttention(nn.Module):
         super().__init__()
         self.window = window
         self.shift = shift
+        self.shifted = shift[0] > 0 or shift[1] > 0
         self.heads = heads
         self.attention_dropout = attention_dropout
         self.dropout = dropout
@@ -145,12 +147,10 @@ class ShiftedWindowAttention(nn.Module):
         not wrapped around, the wrapped rows (likewise columns); no split along an unshifted axis."""
         rows = torch.arange(height, device=x.device)
         cols = torch.arange(width, device=x.device)
-        row_region = torch.zeros_like(rows)
-        col_region = torch.zeros_like(cols)
-        if sh > 0:
-            row_region = (rows >= height - self.window[0]).long() + (rows >= height - sh).long()
-        if sw > 0:
-            col_region = (cols >= width - self.window[1]).long() + (cols >= width - sw).long()
+        # with a shift of 0 the second term is all 0 and the first is constant within each
+        # window, so the mask is all 0, as for no split at all
+        row_region = (rows >= height - self.window[0]).long() + (rows >= height - sh).long()
+        col_region = (cols >= width - self.window[1]).long() + (cols >= width - sw).long()
         region = (row_region[:, None] * 3 + col_region[None, :]).to(x.dtype)
         region = region.view(height // self.window[0], self.window[0],
                              width // self.window[1], self.window[1])
@@ -165,18 +165,20 @@ class ShiftedWindowAttention(nn.Module):
         pad_right = (ww - width % ww) % ww
         x = F.pad(x, [0, 0, 0, pad_right, 0, pad_bottom])
         ph, pw = height + pad_bottom, width + pad_right
-        sh = self.shift[0] if wh < ph else 0
-        sw = self.shift[1] if ww < pw else 0
-        shifted = sh + sw > 0
-        if shifted:
-            x = torch.roll(x, shifts=(-sh, -sw), dims=(1, 2))
         nh, nw, n = ph // wh, pw // ww, wh * ww
+        # no shift along an axis that one window covers. Arithmetic, not a branch on the size:
+        # torch.export would keep the branch taken at its example size for every size (a roll
+        # by 0 and an all-zero mask change nothing)
+        sh = self.shift[0] * (1 - 1 // nh)
+        sw = self.shift[1] * (1 - 1 // nw)
+        if self.shifted:
+            x = torch.roll(x, shifts=(-sh, -sw), dims=(1, 2))
         windows = x.view(batch, nh, wh, nw, ww, channels).permute(0, 1, 3, 2, 4, 5)
         windows = windows.reshape(batch * nh * nw, n, channels)
         qkv = self.project_qkv(windows).reshape(batch * nh * nw, n, 3, self.heads,
                                                 channels // self.heads).permute(2, 0, 3, 1, 4)
         attn = self.scores(qkv[0], qkv[1]) + self.position_bias()
-        if shifted:
+        if self.shifted:
             mask = self.shift_mask(x, ph, pw, sh, sw)
             attn = attn.view(batch, nh * nw, self.heads, n, n) + mask.unsqueeze(1).unsqueeze(0)
             attn = attn.view(-1, self.heads, n, n)
@@ -185,7 +187,7 @@ class ShiftedWindowAttention(nn.Module):
         y = F.dropout(self.proj(y), p=self.dropout, training=self.training)
         y = y.view(batch, nh, nw, wh, ww, channels).permute(0, 1, 3, 2, 4, 5)
         y = y.reshape(batch, ph, pw, channels)
-        if shifted:
+        if self.shifted:
             y = torch.roll(y, shifts=(sh, sw), dims=(1, 2))
         return y[:, :height, :width, :].contiguous()
 '''
