@@ -51,6 +51,10 @@ def _window_attention_infer(args, ins):
                          hint="1: Swin (scaled dot product, a bias table); 2: Swin-V2 "
                               "(cosine attention, a position-bias MLP)")
     for axis, w, s in zip(("height", "width"), pair(args["window"]), pair(args["shift"])):
+        if args["version"] == 2 and w < 2:
+            raise ShapeError("E308", f"`window_attention` version 2 needs windows of at least 2 "
+                                     f"({axis} {w}): its relative coordinates are divided by "
+                                     f"window - 1")
         if s >= w:
             raise ShapeError("E308", f"`window_attention` shift {s} is not smaller than the "
                                      f"window {w} ({axis})",

@@ -268,6 +268,7 @@ def test_window_attention_cost_matches_the_module(version, params, buffers, tmp_
     ("window_attention(2, [7, 4], [3, 4])", "[3, 20, 20]", "E308"),
     ("window_attention(2, 7, version = 3)", "[3, 20, 20]", "E308"),
     ("window_attention(2, 0)", "[3, 20, 20]", "E308"),
+    ("window_attention(2, [1, 4], version = 2)", "[3, 20, 20]", "E308"),
     ("patch_merge", "[20, 20]", "E304"),
 ])
 def test_diagnostics(body, shape, code, tmp_path):
