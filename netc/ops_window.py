@@ -145,6 +145,19 @@ class ShiftedWindowAttention(nn.Module):
         q = q * float(q.size(-1)) ** -0.5
         return q.matmul(k.transpose(-2, -1))
 
+    # torch.roll as two slices per axis: the ONNX exporter converts a roll by constant amounts
+    # only, and these amounts depend on the map's size
+    def roll_back(self, x: torch.Tensor, sh: int, sw: int) -> torch.Tensor:
+        """torch.roll(x, (-sh, -sw), (1, 2)): row sh comes first."""
+        x = torch.cat([x[:, sh:], x[:, :sh]], 1)
+        return torch.cat([x[:, :, sw:], x[:, :, :sw]], 2)
+
+    def roll_forward(self, x: torch.Tensor, sh: int, sw: int) -> torch.Tensor:
+        """torch.roll(x, (sh, sw), (1, 2)): the last sh rows come first."""
+        h, w = x.size(1), x.size(2)
+        x = torch.cat([x[:, h - sh:], x[:, :h - sh]], 1)
+        return torch.cat([x[:, :, w - sw:], x[:, :, :w - sw]], 2)
+
     def shift_mask(self, x: torch.Tensor, height: int, width: int, sh: int, sw: int) -> torch.Tensor:
         """[windows, n, n]: 0 where query and key come from the same region of the rolled
         map, -100 elsewhere. Regions: the rows before the last window, the last window's rows
@@ -176,7 +189,7 @@ class ShiftedWindowAttention(nn.Module):
         sh = self.shift[0] * (1 - 1 // nh)
         sw = self.shift[1] * (1 - 1 // nw)
         if self.shifted:
-            x = torch.roll(x, shifts=(-sh, -sw), dims=(1, 2))
+            x = self.roll_back(x, sh, sw)
         windows = x.view(batch, nh, wh, nw, ww, channels).permute(0, 1, 3, 2, 4, 5)
         windows = windows.reshape(batch * nh * nw, n, channels)
         qkv = self.project_qkv(windows).reshape(batch * nh * nw, n, 3, self.heads,
@@ -192,7 +205,7 @@ class ShiftedWindowAttention(nn.Module):
         y = y.view(batch, nh, nw, wh, ww, channels).permute(0, 1, 3, 2, 4, 5)
         y = y.reshape(batch, ph, pw, channels)
         if self.shifted:
-            y = torch.roll(y, shifts=(sh, sw), dims=(1, 2))
+            y = self.roll_forward(y, sh, sw)
         return y[:, :height, :width, :].contiguous()
 '''
 
