@@ -155,6 +155,16 @@ def test_outputs_equal_torchvision_at_second_size(name):
     assert diff <= RTOL * scale, f"max |difference| {diff:.3g}, outputs up to {scale:.3g}"
 
 
+@pytest.mark.parametrize("name", ["swin_t", "swin_v2_t"])
+def test_outputs_equal_torchvision_at_small_odd_sizes(name):
+    """36 px: stages of 9, 5, 3 and 2 positions, so every patch merging pads an odd map and
+    every stage is padded to whole windows; 4 px: one position from the stem on."""
+    ref, mine = with_reference_weights(name)
+    for size in (36, 4):
+        diff, scale = output_difference(ref, mine, size)
+        assert diff <= RTOL * scale, f"max |difference| {diff:.3g} at {size} px"
+
+
 @pytest.mark.parametrize("version", [1, 2])
 def test_window_attention_equals_torchvision_on_odd_maps(version, tmp_path):
     """The op alone against torchvision's attention module on maps that need padding, whose
