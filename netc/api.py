@@ -3,16 +3,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from netc.codegen import PythonCode, emit_module
-from netc.compiler import Compiled, compile_spec
 from netc.diagnostics import Diagnostic, NetcError
+
+if TYPE_CHECKING:  # the compiler is imported by the functions that run it, not by `import netc`
+    from netc.codegen import PythonCode
+    from netc.compiler import Compiled
 
 
 def compile(spec: str | Path, *, input_shape: tuple[int, ...] | None = None,
             net: str | None = None, **params: Any) -> Compiled:
     """Parse, elaborate and type a spec; the result holds the graph and all diagnostics."""
+    from netc.compiler import compile_spec
+
     return compile_spec(spec, {k: from_config(v) for k, v in params.items()},
                         input_shape=input_shape, net=net)
 
@@ -21,6 +25,8 @@ def check(spec: str | Path, *, input_shape: tuple[int, ...] | None = None,
           net: str | None = None, **params: Any) -> list[Diagnostic]:
     """Every diagnostic for the spec (errors and warnings); valid when none is an error
     (the shipped specs give an empty list)."""
+    from netc.compiler import compile_spec
+
     plain = {k: from_config(v) for k, v in params.items()}
     return list(compile_spec(spec, plain, input_shape=input_shape, net=net).diagnostics)
 
@@ -35,6 +41,8 @@ def from_config(value: Any) -> Any:
 
 
 def _compiled_or_raise(spec, params, input_shape=None, net=None, limits=None) -> Compiled:
+    from netc.compiler import compile_spec
+
     params = {key: from_config(value) for key, value in params.items()}
     if input_shape is not None:
         input_shape = tuple(from_config(input_shape))
@@ -58,6 +66,8 @@ def summary(spec: str | Path, *, input_shape: tuple[int, ...] | None = None,
 
 def generate_source(spec: str | Path, **params: Any) -> PythonCode:
     """The Python source of the module netc would build (raises NetcError on errors)."""
+    from netc.codegen import emit_module
+
     compiled = _compiled_or_raise(spec, params)
     return emit_module(compiled.graph, compiled.spec.name)
 
@@ -83,6 +93,7 @@ def build(spec: str | Path, *, input_shape: tuple[int, ...] | None = None,
 def lower(compiled: Compiled, limits: Mapping[str, int] | None = None):
     """A valid compilation as a live module, with the source it was made from; its size is
     checked against `limits["memory"]` first (NetcError E211; see netc.load.instantiate)."""
+    from netc.codegen import emit_module
     from netc.load import instantiate  # torch is imported only here
 
     code = emit_module(compiled.graph, compiled.spec.name)

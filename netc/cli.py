@@ -301,7 +301,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                              "list items and string characters created)")
 
 
-def make_parser() -> argparse.ArgumentParser:
+def make_parser(sweep_options: bool = True) -> argparse.ArgumentParser:
+    """The command line. `sweep_options=False` leaves out `netc sweep`'s own options, which
+    live in netc.sweep: `main` passes it for every other command, so that they start without
+    importing the sweep (see bench/bench_check.py)."""
     parser = argparse.ArgumentParser(
         prog="netc", description="Compile .net network specs to PyTorch, with every shape "
                                  "checked before anything runs.")
@@ -372,7 +375,6 @@ def make_parser() -> argparse.ArgumentParser:
     _add_common(graph)
     graph.set_defaults(run=cmd_graph)
 
-    from netc.sweep import add_arguments as add_sweep_arguments
     sweep = commands.add_parser(
         "sweep", help="a Hydra multirun over variants of a spec: one row and one job each",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -393,15 +395,24 @@ def make_parser() -> argparse.ArgumentParser:
                "  netc sweep specs/resnet18.net input=64,128 hydra/launcher=joblib\n"
                "  netc sweep -cd configs -cn resnet_depth_width hydra/launcher=submitit_slurm\n"
                "  netc sweep --report multirun/2026-05-01/12-00-00 --sort=-latency_ms")
-    add_sweep_arguments(sweep)
+    if sweep_options:
+        from netc.sweep import add_arguments as add_sweep_arguments
+        add_sweep_arguments(sweep)
     sweep.add_argument("args", nargs=argparse.REMAINDER, metavar="SPEC [OVERRIDE ...]",
                        help="the spec, then Hydra overrides (key=value, key=a,b, ...)")
     sweep.set_defaults(run=cmd_sweep)
     return parser
 
 
+def _command_word(argv: list[str]) -> str | None:
+    """The subcommand argparse will pick: the first word that is not an option (the top-level
+    parser's options, -h and --version, take no value)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = make_parser()
+    argv = sys.argv[1:] if argv is None else [str(word) for word in argv]
+    parser = make_parser(sweep_options=_command_word(argv) == "sweep")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
