@@ -1,7 +1,7 @@
 """The Python API: `compile`, `check`, `summary`, `generate_source` (torch-free) and `build`."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,12 +74,16 @@ def generate_source(spec: str | Path, **params: Any) -> PythonCode:
 
 def build(spec: str | Path, *, input_shape: tuple[int, ...] | None = None,
           net: str | None = None, weights: str | Path | Mapping | None = None,
-          limits: Mapping[str, int] | None = None, **params: Any):
+          limits: Mapping[str, int] | None = None, optimize: bool | Iterable[str] = False,
+          **params: Any):
     """The spec as an `nn.Module` (params override the spec's; raises NetcError on errors).
     `weights`, a state_dict or a file saved by torch.save, is loaded strictly: a file that
     cannot be read raises netc.files.PathError, one that does not fit netc.WeightsMismatch.
     `limits` are the CLI's `--limit`s, `memory` among them: the bytes of parameters and
-    buffers the module may allocate (default 4 GiB), checked before anything is allocated."""
+    buffers the module may allocate (default 4 GiB), checked before anything is allocated.
+    `optimize=True` gives the eval-only, CPU-optimised module of `netc build --optimize` (every
+    pass of netc.optimize; or a list of pass names): `weights` are the plain module's, folded
+    into it; its state_dict holds the folded weights (see netc.optimize)."""
     limits = from_config(limits)
     compiled = _compiled_or_raise(spec, params, input_shape, net, limits)
     module, _ = lower(compiled, limits)
@@ -87,6 +91,11 @@ def build(spec: str | Path, *, input_shape: tuple[int, ...] | None = None,
         from netc.load import load_weights
 
         load_weights(module, from_config(weights))
+    if optimize:
+        from netc import optimize as passes
+
+        chosen = passes.PASS_NAMES if optimize is True else tuple(from_config(optimize))
+        module, _, _ = passes.lower(compiled.graph, module, chosen, compiled.spec.name)
     return module
 
 

@@ -178,7 +178,59 @@ def cmd_check(args) -> int:
     return status
 
 
+class _Progress:
+    """`netc build`'s stage (check, lower, optimize, script/export/onnx) on one line of stderr,
+    when stderr is a terminal; silent when piped, so logs and scripts see only the report."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.live = hasattr(self.stream, "isatty") and self.stream.isatty() and \
+            not os.environ.get("NETC_NO_PROGRESS")
+        self.shown = False
+
+    def stage(self, name: str, spec: str) -> None:
+        if self.live:
+            self.stream.write(f"\r\x1b[2Knetc: {name} {spec} ...")
+            self.stream.flush()
+            self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+            self.shown = False
+
+
+def _passes_for(args, fmt: str) -> tuple[str, ...]:
+    """The optimisation passes of `--optimize` for this format, less `--disable-pass` ones."""
+    from netc import optimize
+
+    disabled = [name.strip() for names in args.disable_pass or [] for name in names.split(",")
+                if name.strip()]
+    try:
+        return optimize.select(disabled, fmt)
+    except ValueError as error:
+        raise UsageError(f"--disable-pass: {error}") from None
+
+
 def cmd_build(args) -> int:
+    if args.passes:
+        from netc.optimize import describe_passes
+
+        print(describe_passes())
+        return EXIT_OK
+    if args.spec is None:
+        raise UsageError("build needs a SPEC (or --passes to list the optimisation passes)")
+    if args.disable_pass and not args.optimize:
+        raise UsageError("--disable-pass switches off a pass of --optimize; give --optimize")
+    progress = _Progress()
+    try:
+        return _build(args, progress)
+    finally:
+        progress.done()
+
+
+def _build(args, progress: _Progress) -> int:
     from netc.codegen import emit_module
     from netc.analysis import totals, human
 
@@ -190,12 +242,21 @@ def cmd_build(args) -> int:
         check_input(args.weights, "weights")
     if fmt == "onnx":
         _require_onnx()
+    passes = _passes_for(args, fmt) if args.optimize else ()
+    progress.stage("check", args.spec)
     compiled = _compile_one(args)
     if not compiled.ok:
         return EXIT_SPEC
     graph = compiled.graph
+    progress.stage("lower", args.spec)
     code = emit_module(graph, Path(args.spec).name)
+    if fmt == "py" and args.optimize:
+        from netc import optimize
+
+        opt = optimize.optimize(graph, passes)
+        code = optimize.source(emit_module(opt.graph, Path(args.spec).name))
     if fmt == "py":  # the source only: a module is never made, however large the net
+        progress.stage("write", args.spec)
         write_bytes(out, code.src.encode("utf-8"))
     else:
         from netc.analysis import check_memory
@@ -207,9 +268,17 @@ def cmd_build(args) -> int:
         module = instantiate(code, graph, limits)
         if args.weights:
             load_weights(module, args.weights)
+        if args.optimize:
+            from netc import optimize
+
+            progress.stage("optimize", args.spec)
+            module, code, opt = optimize.lower(graph, module, passes, Path(args.spec).name)
+            graph = opt.graph
+        progress.stage({"torchscript": "script"}.get(fmt, fmt) + " + write", args.spec)
         write_artifact(module.eval(), code, graph, fmt, out)
-    t = totals(graph)
-    shapes, outs = _signature(graph)
+    progress.done()
+    t = totals(compiled.graph)
+    shapes, outs = _signature(compiled.graph)
     print(f"built {graph.name} from {args.spec}")
     print(f"  input    {shapes}")
     print(f"  output   {outs}")
@@ -217,6 +286,8 @@ def cmd_build(args) -> int:
     print(f"  MACs     {t.macs:,} ({human(t.macs)})")
     if args.weights:
         print(f"  weights  {args.weights}")
+    if args.optimize:
+        print(f"  optimize {', '.join(passes) or 'no pass'} (eval only)")
     print(f"  wrote    {out} ({fmt})")
     return EXIT_OK
 
@@ -328,7 +399,7 @@ def make_parser(sweep_options: bool = True) -> argparse.ArgumentParser:
                     "left behind). The format comes from --format, else from the -o suffix "
                     "(.pt, .pt2, .onnx, .py), else TorchScript. torch.export and ONNX "
                     "artifacts take any batch size, and any height and width the net allows.")
-    build.add_argument("spec", metavar="SPEC")
+    build.add_argument("spec", metavar="SPEC", nargs="?")
     build.add_argument("-o", "--output", metavar="OUT",
                        help="output file; its directory must exist (default: <spec-stem>.pt, "
                             ".pt2, .onnx or .py in the current directory)")
@@ -338,6 +409,14 @@ def make_parser(sweep_options: bool = True) -> argparse.ArgumentParser:
     build.add_argument("--weights", metavar="FILE",
                        help="load this state_dict (torch.save; bare or under 'state_dict' or "
                             "'model') into the module, strictly, before writing it")
+    build.add_argument("--optimize", action="store_true",
+                       help="an eval-only, CPU-optimised build: BatchNorm folded, conv and "
+                            "activation fused, dropout dropped, channels-last (see --passes); "
+                            "--weights are the plain module's, folded in")
+    build.add_argument("--passes", action="store_true",
+                       help="list the passes of --optimize and exit")
+    build.add_argument("--disable-pass", action="append", metavar="NAME",
+                       help="switch off a pass of --optimize (repeat, or NAME,NAME)")
     _add_common(build)
     build.set_defaults(run=cmd_build)
 

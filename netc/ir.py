@@ -114,7 +114,7 @@ class Graph:
     def add(self, node: Node) -> Node:
         assert node.id not in self._nodes, f"duplicate node id {node.id}"
         self._nodes[node.id] = node
-        self._succ[node.id] = {}
+        self._succ.setdefault(node.id, {})  # a reader added first has made it already
         for index, producer in enumerate(node.inputs):
             # a producer not yet added is an error `check` reports (as a missing node)
             self._succ.setdefault(producer, {}).setdefault(node.id, []).append(index)
