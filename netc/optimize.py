@@ -58,6 +58,7 @@ class Optimized:
     passes: tuple[str, ...]  # the passes that ran, in order
     folds: list[Fold] = field(default_factory=list)
     channels_last: bool = False  # store 4-d weights channels-last
+    prepack: bool = False  # the fused convs' weights reordered for oneDNN once, when built
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,12 @@ def channels_last(opt: Optimized) -> None:
         opt.channels_last = True
 
 
+def prepack_weights(opt: Optimized) -> None:
+    """Nothing changes in the graph: `build_module` reorders the fused convs' weights into
+    oneDNN's own layout once, instead of on every call."""
+    opt.prepack = any(n.op == "conv_act" for n in opt.graph)
+
+
 PASSES: tuple[Pass, ...] = (
     Pass("drop_dropout_identity", drop_dropout_identity,
          "remove dropout and identity (both pass their input through in eval mode)"),
@@ -201,6 +208,10 @@ PASSES: tuple[Pass, ...] = (
     Pass("channels_last", channels_last,
          "run convolutions channels-last (NHWC): the image input converted once, conv "
          "weights stored so"),
+    Pass("prepack_weights", prepack_weights,
+         "the fused convs' weights in oneDNN's blocked layout, reordered once when the module "
+         "is made rather than on every call; the live module of netc.build only (artifacts "
+         "keep plain tensors)", formats=("module",)),
 )
 PASS_NAMES = tuple(p.name for p in PASSES)
 
@@ -237,6 +248,7 @@ def describe_passes() -> str:
              "--disable-pass NAME):"]
     for p in PASSES:
         only = "" if len(p.formats) == 4 else f" [formats: {', '.join(p.formats)}]"
+        only = " [netc.build only]" if p.formats == ("module",) else only
         lines.append(f"  {p.name:{width}}  {p.doc}{only}")
     return "\n".join(lines)
 
@@ -323,7 +335,18 @@ def build_module(plain, opt: Optimized, code):
     module.load_state_dict(fold_state_dict(plain.state_dict(), opt.folds), strict=True)
     if opt.channels_last:
         module = module.to(memory_format=torch.channels_last)
+    if opt.prepack:
+        for node in opt.graph:
+            if node.op == "conv_act":
+                _prepack(module.get_submodule(node.module), node.args)
     return module.eval()
+
+
+def _prepack(conv, args) -> None:
+    from netc.prepacked import PrepackedConv2d
+
+    PrepackedConv2d.convert(conv, conv_padding(args), pair(args["stride"]),
+                            pair(args["dilation"]))
 
 
 def lower(graph: Graph, plain, passes: Iterable[str] = PASS_NAMES, spec_name: str = "spec"):

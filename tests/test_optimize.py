@@ -284,3 +284,35 @@ def test_progress_names_the_stages_on_a_terminal(tmp_path, monkeypatch):
     text = stream.getvalue()
     assert all(f"netc: {stage} x.net" in text for stage in ("check", "lower", "optimize"))
     assert text.endswith("\r\x1b[2K")  # the line is cleared before the report
+
+
+def test_prepacked_weights_keep_the_plain_state_dict(built):
+    """prepack_weights: the fused convs read oneDNN's reordered weight; state_dict, loading,
+    deep copies and pickling see the plain one."""
+    import io
+
+    from netc.prepacked import PrepackedConv2d
+
+    graph, module, inputs, expected = plain(built, "mobilenet_v2")
+    optimised, _, opt = O.lower(graph, module, O.PASS_NAMES, "mobilenet_v2")
+    conv = optimised.get_submodule("features.0.0")
+    assert isinstance(conv, PrepackedConv2d) and conv.weight.is_mkldnn
+    unpacked, _, _ = O.lower(graph, module, [p for p in O.PASS_NAMES if p != "prepack_weights"])
+    state = optimised.state_dict()
+    assert list(state) == list(unpacked.state_dict())
+    for key, value in unpacked.state_dict().items():
+        assert torch.equal(state[key], value), key
+    fresh, _, _ = O.lower(graph, randomised(module, seed=5), O.PASS_NAMES, "mobilenet_v2")
+    fresh.load_state_dict(state, strict=True)
+    buffer = io.BytesIO()
+    torch.save(optimised, buffer)
+    buffer.seek(0)
+    copies = [fresh, copy.deepcopy(optimised), torch.load(buffer, weights_only=False)]
+    with torch.no_grad():
+        for other in copies:
+            assert_close(other(*inputs), expected)
+        x = torch.randn(1, 3, 16, 16)
+        assert torch.allclose(conv(x), torch.nn.functional.conv2d(
+            x, conv.plain_weight, conv.bias, conv.stride, conv.padding), atol=1e-6)
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        fresh.load_state_dict({**state, "features.0.0.weight": torch.zeros(1, 3, 3, 3)})
