@@ -82,7 +82,7 @@ def build(spec: str | Path, *, input_shape: tuple[int, ...] | None = None,
     `limits` are the CLI's `--limit`s, `memory` among them: the bytes of parameters and
     buffers the module may allocate (default 4 GiB), checked before anything is allocated.
     `optimize=True` gives the eval-only, CPU-optimised module of `netc build --optimize` (every
-    pass of netc.optimize; or a list of pass names): `weights` are the plain module's, folded
+    default pass of netc.optimize; or a list of pass names): `weights` are the plain module's, folded
     into it; its state_dict holds the folded weights (see netc.optimize)."""
     limits = from_config(limits)
     compiled = _compiled_or_raise(spec, params, input_shape, net, limits)
@@ -94,7 +94,7 @@ def build(spec: str | Path, *, input_shape: tuple[int, ...] | None = None,
     if optimize:
         from netc import optimize as passes
 
-        chosen = passes.PASS_NAMES if optimize is True else tuple(from_config(optimize))
+        chosen = passes.DEFAULT_PASSES if optimize is True else tuple(from_config(optimize))
         module, _, _ = passes.lower(compiled.graph, module, chosen, compiled.spec.name)
     return module
 

@@ -214,6 +214,10 @@ PASSES: tuple[Pass, ...] = (
          "keep plain tensors)", formats=("module",)),
 )
 PASS_NAMES = tuple(p.name for p in PASSES)
+# prepack_weights is measured but not on by default: it helps MobileNetV2 at batch 1 and made
+# ResNet-50 2.6x slower at batch 1 (bench numbers in the README)
+OPT_IN = ("prepack_weights",)
+DEFAULT_PASSES = tuple(name for name in PASS_NAMES if name not in OPT_IN)
 
 
 def select(disabled: Iterable[str] = (), fmt: str | None = None) -> tuple[str, ...]:
@@ -223,11 +227,11 @@ def select(disabled: Iterable[str] = (), fmt: str | None = None) -> tuple[str, .
     unknown = sorted(disabled - set(PASS_NAMES))
     if unknown:
         raise ValueError(f"unknown pass {', '.join(unknown)} (known: {', '.join(PASS_NAMES)})")
-    return tuple(p.name for p in PASSES if p.name not in disabled and
-                 (fmt is None or fmt in p.formats))
+    return tuple(p.name for p in PASSES if p.name not in disabled and p.name in DEFAULT_PASSES
+                 and (fmt is None or fmt in p.formats))
 
 
-def optimize(graph: Graph, passes: Iterable[str] = PASS_NAMES) -> Optimized:
+def optimize(graph: Graph, passes: Iterable[str] = DEFAULT_PASSES) -> Optimized:
     """Run the named passes, in `PASSES` order, on a copy of a valid graph."""
     wanted = set(passes)
     unknown = sorted(wanted - set(PASS_NAMES))
@@ -249,6 +253,7 @@ def describe_passes() -> str:
     for p in PASSES:
         only = "" if len(p.formats) == 4 else f" [formats: {', '.join(p.formats)}]"
         only = " [netc.build only]" if p.formats == ("module",) else only
+        only += " [off by default: netc.build(optimize=[...]) names it]" if p.name in OPT_IN else ""
         lines.append(f"  {p.name:{width}}  {p.doc}{only}")
     return "\n".join(lines)
 
@@ -349,7 +354,7 @@ def _prepack(conv, args) -> None:
                             pair(args["dilation"]))
 
 
-def lower(graph: Graph, plain, passes: Iterable[str] = PASS_NAMES, spec_name: str = "spec"):
+def lower(graph: Graph, plain, passes: Iterable[str] = DEFAULT_PASSES, spec_name: str = "spec"):
     """The optimised module of a valid graph, from `plain` (its plain module, weights loaded):
     (module, its source as `PythonCode`, the `Optimized` record)."""
     from netc.codegen import emit_module
