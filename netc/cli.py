@@ -128,15 +128,17 @@ def _print_diagnostics(compiled, fmt: str = "text") -> None:
         print(text, file=sys.stderr)
 
 
-def _compile_one(args):
+def _compile_one(args, progress=None):
     """The `SPEC` of a single-spec command compiled with its -D / --input / --net / --limit
-    options, its diagnostics printed."""
+    options, its diagnostics printed (after clearing `netc build`'s progress line)."""
     from netc.compiler import compile_spec
 
     _require_files([args.spec])
     compiled = compile_spec(args.spec, _parse_defines(args.define),
                             input_shape=_parse_input(args.input), net=args.net,
                             limits=_parse_limits(args.limit))
+    if progress is not None:
+        progress.done()
     _print_diagnostics(compiled)
     return compiled
 
@@ -179,8 +181,9 @@ def cmd_check(args) -> int:
 
 
 class _Progress:
-    """`netc build`'s stage (check, lower, optimize, script/export/onnx) on one line of stderr,
-    when stderr is a terminal; silent when piped, so logs and scripts see only the report."""
+    """`netc build`'s stage (parse + check, lower, optimize, script/export/onnx + write) on
+    one line of stderr when it is a terminal; silent when piped, so that logs and scripts see
+    only the report."""
 
     def __init__(self, stream=None) -> None:
         self.stream = stream or sys.stderr
@@ -243,8 +246,8 @@ def _build(args, progress: _Progress) -> int:
     if fmt == "onnx":
         _require_onnx()
     passes = _passes_for(args, fmt) if args.optimize else ()
-    progress.stage("check", args.spec)
-    compiled = _compile_one(args)
+    progress.stage("parse + check", args.spec)
+    compiled = _compile_one(args, progress)
     if not compiled.ok:
         return EXIT_SPEC
     graph = compiled.graph
