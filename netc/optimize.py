@@ -16,6 +16,9 @@ measures it; README "Optimised builds" has the table):
   (inductor) uses. Not for ONNX: ONNX Runtime fuses by itself and has no such op.
 - `channels_last`: the image inputs are made channels-last (NHWC) once, at the start, and the
   conv weights stored so; oneDNN's convolutions run NHWC without reordering every layer.
+- `prepack_weights` (off by default; `netc.build(optimize=[...])` names it): the fused
+  convs' weights reordered into oneDNN's layout once (netc/prepacked.py), for the live
+  module only. It helped MobileNetV2 at batch 1 and slowed ResNet-50 down.
 
 The optimised module is a normal generated module (readable source: a folded conv is an
 `nn.Conv2d` with a bias). Its `state_dict` holds the *folded* weights under the names that
