@@ -141,15 +141,17 @@ def _print_diagnostics(compiled, fmt: str = "text") -> None:
         print(text, file=sys.stderr)
 
 
-def _compile_one(args):
+def _compile_one(args, progress=None):
     """The `SPEC` of a single-spec command compiled with its -D / --input / --net / --limit
-    options, its diagnostics printed."""
+    options, its diagnostics printed (after clearing `netc build`'s progress line)."""
     from netc.compiler import compile_spec
 
     _require_files([args.spec])
     compiled = compile_spec(args.spec, _parse_defines(args.define),
                             input_shape=_parse_input(args.input), net=args.net,
                             limits=_parse_limits(args.limit))
+    if progress is not None:
+        progress.done()
     _print_diagnostics(compiled)
     return compiled
 
@@ -191,7 +193,60 @@ def cmd_check(args) -> int:
     return status
 
 
+class _Progress:
+    """`netc build`'s stage (parse + check, lower, optimize, script/export/onnx + write) on
+    one line of stderr when it is a terminal; silent when piped, so that logs and scripts see
+    only the report."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.live = hasattr(self.stream, "isatty") and self.stream.isatty() and \
+            not os.environ.get("NETC_NO_PROGRESS")
+        self.shown = False
+
+    def stage(self, name: str, spec: str) -> None:
+        if self.live:
+            self.stream.write(f"\r\x1b[2Knetc: {name} {spec} ...")
+            self.stream.flush()
+            self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+            self.shown = False
+
+
+def _passes_for(args, fmt: str) -> tuple[str, ...]:
+    """The optimisation passes of `--optimize` for this format, less `--disable-pass` ones."""
+    from netc import optimize
+
+    disabled = [name.strip() for names in args.disable_pass or [] for name in names.split(",")
+                if name.strip()]
+    try:
+        return optimize.select(disabled, fmt)
+    except ValueError as error:
+        raise UsageError(f"--disable-pass: {error}") from None
+
+
 def cmd_build(args) -> int:
+    if args.passes:
+        from netc.optimize import describe_passes
+
+        print(describe_passes())
+        return EXIT_OK
+    if args.spec is None:
+        raise UsageError("build needs a SPEC (or --passes to list the optimisation passes)")
+    if args.disable_pass and not args.optimize:
+        raise UsageError("--disable-pass switches off a pass of --optimize; give --optimize")
+    progress = _Progress()
+    try:
+        return _build(args, progress)
+    finally:
+        progress.done()
+
+
+def _build(args, progress: _Progress) -> int:
     from netc.codegen import emit_module
     from netc.analysis import totals, human
 
@@ -203,12 +258,21 @@ def cmd_build(args) -> int:
         check_input(args.weights, "weights")
     if fmt == "onnx":
         _require_onnx()
-    compiled = _compile_one(args)
+    passes = _passes_for(args, fmt) if args.optimize else ()
+    progress.stage("parse + check", args.spec)
+    compiled = _compile_one(args, progress)
     if not compiled.ok:
         return EXIT_SPEC
     graph = compiled.graph
+    progress.stage("lower", args.spec)
     code = emit_module(graph, Path(args.spec).name)
+    if fmt == "py" and args.optimize:
+        from netc import optimize
+
+        opt = optimize.optimize(graph, passes)
+        code = optimize.source(emit_module(opt.graph, Path(args.spec).name))
     if fmt == "py":  # the source only: a module is never made, however large the net
+        progress.stage("write", args.spec)
         write_bytes(out, code.src.encode("utf-8"))
     else:
         from netc.analysis import check_memory
@@ -220,9 +284,17 @@ def cmd_build(args) -> int:
         module = instantiate(code, graph, limits)
         if args.weights:
             load_weights(module, args.weights)
+        if args.optimize:
+            from netc import optimize
+
+            progress.stage("optimize", args.spec)
+            module, code, opt = optimize.lower(graph, module, passes, Path(args.spec).name)
+            graph = opt.graph
+        progress.stage({"torchscript": "script"}.get(fmt, fmt) + " + write", args.spec)
         write_artifact(module.eval(), code, graph, fmt, out)
-    t = totals(graph)
-    shapes, outs = _signature(graph)
+    progress.done()
+    t = totals(compiled.graph)
+    shapes, outs = _signature(compiled.graph)
     print(f"built {graph.name} from {args.spec}")
     print(f"  input    {shapes}")
     print(f"  output   {outs}")
@@ -230,6 +302,8 @@ def cmd_build(args) -> int:
     print(f"  MACs     {t.macs:,} ({human(t.macs)})")
     if args.weights:
         print(f"  weights  {args.weights}")
+    if args.optimize:
+        print(f"  optimize {', '.join(passes) or 'no pass'} (eval only)")
     print(f"  wrote    {out} ({fmt})")
     return EXIT_OK
 
@@ -314,7 +388,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                              "list items and string characters created)")
 
 
-def make_parser() -> argparse.ArgumentParser:
+def make_parser(sweep_options: bool = True) -> argparse.ArgumentParser:
+    """The command line. `sweep_options=False` leaves out `netc sweep`'s own options, which
+    live in netc.sweep: `main` passes it for every other command, so that they start without
+    importing the sweep (see bench/bench_check.py)."""
     parser = argparse.ArgumentParser(
         prog="netc", description="Compile .net network specs to PyTorch, with every shape "
                                  "checked before anything runs.")
@@ -344,7 +421,7 @@ def make_parser() -> argparse.ArgumentParser:
                     "left behind). The format comes from --format, else from the -o suffix "
                     "(.pt, .pt2, .onnx, .py), else TorchScript. torch.export and ONNX "
                     "artifacts take any batch size, and any height and width the net allows.")
-    build.add_argument("spec", metavar="SPEC")
+    build.add_argument("spec", metavar="SPEC", nargs="?")
     build.add_argument("-o", "--output", metavar="OUT",
                        help="output file; its directory must exist (default: <spec-stem>.pt, "
                             ".pt2, .onnx or .py in the current directory)")
@@ -354,6 +431,14 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("--weights", metavar="FILE",
                        help="load this state_dict (torch.save; bare or under 'state_dict' or "
                             "'model') into the module, strictly, before writing it")
+    build.add_argument("--optimize", action="store_true",
+                       help="an eval-only, CPU-optimised build: BatchNorm folded, conv and "
+                            "activation fused, dropout dropped, channels-last (see --passes); "
+                            "--weights are the plain module's, folded in")
+    build.add_argument("--passes", action="store_true",
+                       help="list the passes of --optimize and exit")
+    build.add_argument("--disable-pass", action="append", metavar="NAME",
+                       help="switch off a pass of --optimize (repeat, or NAME,NAME)")
     _add_common(build)
     build.set_defaults(run=cmd_build)
 
@@ -391,7 +476,6 @@ def make_parser() -> argparse.ArgumentParser:
     _add_common(graph)
     graph.set_defaults(run=cmd_graph)
 
-    from netc.sweep import add_arguments as add_sweep_arguments
     sweep = commands.add_parser(
         "sweep", help="a Hydra multirun over variants of a spec: one row and one job each",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -412,15 +496,24 @@ def make_parser() -> argparse.ArgumentParser:
                "  netc sweep specs/resnet18.net input=64,128 hydra/launcher=joblib\n"
                "  netc sweep -cd configs -cn resnet_depth_width hydra/launcher=submitit_slurm\n"
                "  netc sweep --report multirun/2026-05-01/12-00-00 --sort=-latency_ms")
-    add_sweep_arguments(sweep)
+    if sweep_options:
+        from netc.sweep import add_arguments as add_sweep_arguments
+        add_sweep_arguments(sweep)
     sweep.add_argument("args", nargs=argparse.REMAINDER, metavar="SPEC [OVERRIDE ...]",
                        help="the spec, then Hydra overrides (key=value, key=a,b, ...)")
     sweep.set_defaults(run=cmd_sweep)
     return parser
 
 
+def _command_word(argv: list[str]) -> str | None:
+    """The subcommand argparse will pick: the first word that is not an option (the top-level
+    parser's options, -h and --version, take no value)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = make_parser()
+    argv = sys.argv[1:] if argv is None else [str(word) for word in argv]
+    parser = make_parser(sweep_options=_command_word(argv) == "sweep")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:

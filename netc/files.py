@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -50,6 +49,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     writers that look at the suffix quiet (torch.export.save), files are created as open()
     creates them (the user's umask, not mkstemp's 0600), and side files a writer adds (ONNX
     external weights, `model.onnx.data`) move first, so the main file never names a missing one."""
+    import tempfile  # here, not at the top: `netc check` and `--help` start without it
+
     path = check_output(path)
     try:
         staging = tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent)

@@ -1,15 +1,18 @@
-"""The graph IR: one node per operation, on a `networkx.DiGraph`.
+"""The graph IR: one node per operation; `Graph.g` is it as a `networkx.DiGraph`.
 
 Edges carry reachability and give the topological order; the *order of a node's inputs*
 lives on the node (`Node.inputs`), because a DiGraph's edges are unordered and cannot hold
 `add(x, x)` twice.
+
+The nodes and edges are kept in plain dicts and the DiGraph is built on first use of
+`Graph.g`: importing networkx costs more than checking ResNet-152, and `netc check` needs
+only the sort and the consumers below.
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 from typing import Any, Iterator
-
-import networkx as nx
 
 from netc.shapes import Multi, Shape, format_shape
 from netc.source import Span
@@ -68,21 +71,40 @@ class Graph:
     def __init__(self, name: str = "net") -> None:
         self.name = name
         self.doc = ""
-        self.g = nx.DiGraph()
+        self._nodes: dict[str, Node] = {}
+        # producer -> consumer -> the operand positions the edge feeds (`add(x, x)`: [0, 1])
+        self._succ: dict[str, dict[str, list[int]]] = {}
+        self._nx = None  # the networkx view, built by `g` and dropped by `add`
         self.inputs: list[InputSpec] = []
         self.outputs: list[str] = []
         self.regions: list[Region] = []  # in the order they were left (inner first)
         self.spec_path: str | None = None  # the spec file it was compiled from
         self._order = 0
 
+    @property
+    def g(self):
+        """The graph as a `networkx.DiGraph` (node attribute `node`, edge attribute `index`),
+        for analyses that want networkx; read it, change the graph through `add`."""
+        if self._nx is None:
+            import networkx as nx
+
+            digraph = nx.DiGraph()
+            for node_id, node in self._nodes.items():
+                digraph.add_node(node_id, node=node)
+            for producer, consumers in self._succ.items():
+                for consumer, index in consumers.items():
+                    digraph.add_edge(producer, consumer, index=index)
+            self._nx = digraph
+        return self._nx
+
     def __len__(self) -> int:
-        return self.g.number_of_nodes()
+        return len(self._nodes)
 
     def __contains__(self, node_id: str) -> bool:
-        return node_id in self.g
+        return node_id in self._nodes
 
     def node(self, node_id: str) -> Node:
-        return self.g.nodes[node_id]["node"]
+        return self._nodes[node_id]
 
     @property
     def last_order(self) -> int:
@@ -93,36 +115,54 @@ class Graph:
         return self._order
 
     def add(self, node: Node) -> Node:
-        assert node.id not in self.g, f"duplicate node id {node.id}"
-        self.g.add_node(node.id, node=node)
+        assert node.id not in self._nodes, f"duplicate node id {node.id}"
+        self._nodes[node.id] = node
+        self._succ.setdefault(node.id, {})  # a reader added first has made it already
         for index, producer in enumerate(node.inputs):
-            # the operand positions this edge feeds (`add(x, x)` is one edge, two positions)
-            if self.g.has_edge(producer, node.id):
-                self.g.edges[producer, node.id]["index"].append(index)
-            else:
-                self.g.add_edge(producer, node.id, index=[index])
+            # a producer not yet added is an error `check` reports (as a missing node)
+            self._succ.setdefault(producer, {}).setdefault(node.id, []).append(index)
+        self._nx = None
         return node
 
     def topo_order(self) -> list[Node]:
-        """Nodes in dependency order, ties broken by source order (stable across runs)."""
-        order = nx.lexicographical_topological_sort(self.g, key=lambda n: self.node(n).order)
-        return [self.node(n) for n in order]
+        """Nodes in dependency order, ties broken by source order (stable across runs): the
+        order of networkx's `lexicographical_topological_sort` keyed on `Node.order`.
+        Raises ValueError on a cycle."""
+        indegree = {node_id: len(set(node.inputs)) for node_id, node in self._nodes.items()}
+        ready = [(node.order, node_id) for node_id, node in self._nodes.items()
+                 if not indegree[node_id]]
+        heapq.heapify(ready)
+        order = []
+        while ready:
+            _, node_id = heapq.heappop(ready)
+            order.append(self._nodes[node_id])
+            for consumer in self._succ.get(node_id, ()):
+                indegree[consumer] -= 1
+                if not indegree[consumer]:
+                    heapq.heappush(ready, (self._nodes[consumer].order, consumer))
+        if len(order) != len(self._nodes):
+            raise ValueError("graph has a cycle")
+        return order
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.topo_order())
 
     def consumers(self, node_id: str) -> list[Node]:
-        return [self.node(n) for n in self.g.successors(node_id)]
+        return [self._nodes[n] for n in self._succ.get(node_id, ())]
 
     def check(self) -> None:
         """Structural invariants (like torch.fx `Graph.lint`); raises AssertionError."""
-        assert nx.is_directed_acyclic_graph(self.g), "graph has a cycle"
-        modules = [n.module for n in self if n.module]
+        for node in self._nodes.values():
+            for producer in node.inputs:
+                assert producer in self._nodes, f"{node.id} reads missing {producer}"
+        try:
+            nodes = self.topo_order()
+        except ValueError:
+            raise AssertionError("graph has a cycle") from None
+        modules = [n.module for n in nodes if n.module]
         assert len(modules) == len(set(modules)), "two nodes own the same submodule name"
-        for node in self:
+        for node in nodes:
             for index, producer in enumerate(node.inputs):
-                assert producer in self.g, f"{node.id} reads missing {producer}"
-                assert index in self.g.edges[producer, node.id]["index"], "edge index lost"
-            assert self.g.in_degree(node.id) == len(set(node.inputs)), f"{node.id}: stray edge"
+                assert index in self._succ[producer][node.id], "edge index lost"
         for out in self.outputs:
-            assert out in self.g, f"output {out} is not a node"
+            assert out in self._nodes, f"output {out} is not a node"
