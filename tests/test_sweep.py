@@ -97,8 +97,11 @@ def test_basic_launcher_one_row_per_variant_with_netc_numbers(basic_sweep):
     for name in ("results.csv", "results.json", "results.png", "variants.json"):
         assert (sweep_dir / name).is_file(), name
     csv_lines = (sweep_dir / "results.csv").read_text().splitlines()
-    assert csv_lines[0].startswith("variant,job,overrides,spec,status,params")
+    # one column per swept key, then the results
+    assert csv_lines[0].startswith("variant,job,num_classes,image,spec,status,params")
     assert len(csv_lines) == 7
+    assert [r["num_classes"] for r in rows] == [10, 10, 10, 100, 100, 100]
+    assert rows[0]["image"] == [3, 32, 32]
     assert "jobs done" in result.stderr  # the progress line
     assert "4 ok" in result.stdout
 
@@ -168,16 +171,30 @@ def test_sweep_over_spec_files_keeps_each_specs_defaults(tmp_path):
     assert "2.12 M" in result.stdout and "11.2 M" in result.stdout
 
 
-def test_misspelt_parameter_is_an_invalid_row_with_a_suggestion():
-    result = sweep("specs/simple_cnn.net", "num_clases=10,100", "--dry-run")
-    assert result.returncode == 1
-    assert "did you mean `num_classes`?" in result.stdout
+def test_misspelt_parameter_is_a_usage_error_with_a_suggestion(tmp_path):
+    result = sweep("specs/simple_cnn.net", "num_clases=10,100", f"hydra.sweep.dir={tmp_path}/s")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "did you mean `num_classes`?" in result.stderr
+    assert not (tmp_path / "s").exists()  # nothing launched
 
 
-def test_options_are_checked_before_launch():
-    result = sweep("specs/simple_cnn.net", "measure=latncy", "--dry-run")
-    assert result.returncode == 1
-    assert "measure: expected one of none, latency" in result.stdout
+@pytest.mark.parametrize("override, message", [
+    ("measure=latensy", "measure: expected one of none, latency, train, all, got 'latensy'; "
+                        "did you mean `latency`?"),
+    ("measure=none,latensy", "did you mean `latency`?"),  # one bad value in a sweep
+    ("bench.runz=3", "bench.runz: unknown; did you mean `bench.runs`?"),
+    ("bench.runs=0", "bench.runs: expected a positive integer, got 0"),
+    ("train.epoch=3", "train.epoch: unknown; did you mean `train.epochs`?"),
+    ("train.data=mnist", "train.data: expected one of digits"),
+    ("objective=val_accuracy", "objective: no column `val_accuracy`; did you mean `val_acc`?"),
+])
+def test_option_typos_are_usage_errors_before_launch(tmp_path, override, message):
+    result = sweep("specs/simple_cnn.net", "num_classes=10,100", override,
+                   f"hydra.sweep.dir={tmp_path}/s")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "s").exists()
 
 
 def test_input_option_resizes_the_first_input():
