@@ -248,7 +248,7 @@ def _run(flags: argparse.Namespace) -> int:
         argv += ["--config-dir", str(Path(opts.config_dir).resolve())]
     if opts.config_name:
         argv += ["--config-name", config_name]
-    argv += opts.overrides
+    argv += opts.overrides + _search_defaults(opts.overrides, file_data)
     STATE.outcome, STATE.usage_error, STATE.dry_run = None, None, opts.dry_run
     status = run_hydra(argv, dry_run=opts.dry_run)
     usage_problem()
@@ -280,6 +280,32 @@ def _run(flags: argparse.Namespace) -> int:
     if status != 0:
         return EXIT_SPEC
     return EXIT_OK if all(r.get("status") == "ok" for r in rows) else EXIT_SPEC
+
+
+def _sweeper_choice(overrides: list[str], file_data: dict) -> str:
+    """The sweeper the command line or the sweep config chose (netc's by default)."""
+    for text in overrides:
+        key, _, value = text.partition("=")
+        if key.lstrip("+") == "hydra/sweeper":
+            return value
+    for item in file_data.get("defaults") or []:
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if key.split()[-1] == "hydra/sweeper":
+                    return str(value)
+    return "netc"
+
+
+def _search_defaults(overrides: list[str], file_data: dict) -> list[str]:
+    """netc's defaults for Optuna's sweeper: invalid trials are failed trials, expected
+    where the search space has invalid regions, so one does not stop the search
+    (`max_failure_rate=1.0`; give hydra.sweeper.max_failure_rate to change it)."""
+    if _sweeper_choice(overrides, file_data) != "optuna":
+        return []
+    given = any(o.split("=", 1)[0].lstrip("+") == "hydra.sweeper.max_failure_rate"
+                for o in overrides)
+    in_file = "max_failure_rate" in (((file_data.get("hydra") or {}).get("sweeper")) or {})
+    return [] if given or in_file else ["hydra.sweeper.max_failure_rate=1.0"]
 
 
 def _drop_dry_run_files(sweep_dir: Path) -> None:

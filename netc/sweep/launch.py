@@ -53,7 +53,16 @@ def job(cfg):
     if not wanted:
         return row
     values = row["objective"]
+    if not all(math.isfinite(v) for v in values):
+        # a search sweeper must not get NaN (Optuna 2 refuses it); a raised error is a
+        # failed trial, with this message in the sweeper's log
+        raise VariantFailed(row.get("error") or f"objective {wanted}: {values}")
     return values[0] if len(values) == 1 else values
+
+
+class VariantFailed(Exception):
+    """A variant with no objective value: statically invalid (never launched), failed, or
+    diverged. A search sweeper records it as a failed trial."""
 
 
 def objective_values(row: dict, wanted: list[str]) -> list[float]:
@@ -158,12 +167,18 @@ def _sweep_meta(config, sweeper: str | None, launcher: str | None) -> dict:
     from netc.api import from_config
     from netc.sweep.config import objectives
 
-    direction = from_config(config.hydra.sweeper.get("direction")) if "sweeper" in \
-        config.hydra else None
-    directions = [direction] if isinstance(direction, str) else list(direction or [])
+    direction = config.hydra.sweeper.get("direction") if "sweeper" in config.hydra else None
+    direction = from_config(direction)
+    if direction is None:
+        directions = []
+    elif isinstance(direction, (list, tuple)):
+        directions = list(direction)
+    else:
+        directions = [direction]
+    # Optuna's default is an enum (Direction.minimize): its name
     return {"sweeper": sweeper, "launcher": launcher,
             "objective": objectives(config.get("objective")),
-            "direction": [str(d) for d in directions]}
+            "direction": [getattr(d, "name", str(d)) for d in directions]}
 
 
 # ---- hydra/sweeper=netc: expand, check, launch the valid variants
@@ -229,9 +244,9 @@ def run_sweeper(sweeper, arguments: list[str]):
 class CheckedLauncher:
     """Wraps the launcher a search sweeper asked Hydra for: each batch of trials is
     checked statically first; the valid ones go to the real launcher, the invalid ones are
-    recorded as rows (with their diagnostic) and answered with NaN, which Optuna records
-    as a failed trial, without launching anything. With `--dry-run`, nothing is launched:
-    valid trials are answered with 0."""
+    recorded as rows (with their diagnostic) and answered as failed jobs (VariantFailed
+    with the diagnostic), which Optuna records as failed trials, without launching
+    anything. With `--dry-run`, nothing is launched: valid trials are answered with 0."""
 
     def __init__(self, inner, config, hydra_context, dry_run: bool):
         self.inner, self.config, self.context = inner, config, hydra_context
@@ -274,13 +289,17 @@ class CheckedLauncher:
         valid = [v for v in batch if v.status == "ok"]
         invalid = [v for v in batch if v.status != "ok"]
 
-        def answer(variant, value):
-            value = value[0] if width == 1 else [value[0]] * width
+        def answer(variant):
+            if variant.status != "ok":  # not launched: a failed trial with the diagnostic
+                return JobReturn(overrides=variant.overrides, status=JobStatus.FAILED,
+                                 _return_value=VariantFailed(f"not launched: {variant.error}"),
+                                 task_name="netc-sweep")
+            value = 0.0 if width == 1 else [0.0] * width  # --dry-run: a placeholder
             return JobReturn(overrides=variant.overrides, status=JobStatus.COMPLETED,
                              _return_value=value, task_name="netc-sweep")
 
         if self.dry_run:
-            return [answer(v, [0.0] if v.status == "ok" else [math.nan]) for v in batch]
+            return [answer(v) for v in batch]
         if not self.sweep_dir.is_dir():
             self.sweep_dir.mkdir(parents=True, exist_ok=True)
             write_json(self.sweep_dir / "sweep.json", self.meta)
@@ -295,7 +314,7 @@ class CheckedLauncher:
                 results[variant.index] = result
         for number, variant in enumerate(invalid, initial_job_idx + len(valid)):
             record_invalid(loader, self.config, variant, number, self.sweep_dir)
-            results[variant.index] = answer(variant, [math.nan])
+            results[variant.index] = answer(variant)
         _write_variants(self.sweep_dir, self.outcome.variants)
         self.outcome.seconds = time.perf_counter() - self.started
         return [results[v.index] for v in batch]
