@@ -1,6 +1,9 @@
-"""`netc sweep`: real Hydra multiruns (basic, joblib, submitit_local launchers), the static
-check before launch, the results table and plot, `--report`, YAML sweep configs, and
-`_target_: netc.build` in a Hydra config."""
+"""`netc sweep`: real Hydra multiruns with the basic launcher, the static check before launch,
+the results table and plot, `--report`, usage errors, YAML sweep configs, and `_target_:
+netc.build` in a Hydra config. (Search sweepers: test_sweep_search.py; training on digits:
+test_sweep_train.py; joblib, Ray, submitit and latency: test_sweep_launchers.py.)
+
+Each sweep here is a subprocess (a fresh Hydra); the heavier ones are in the slow suite."""
 from __future__ import annotations
 
 import json
@@ -121,6 +124,7 @@ def test_report_rebuilds_table_and_plot_sorted(basic_sweep, tmp_path):
     assert sweep("--report", tmp_path).returncode == 2  # no jobs there
 
 
+@pytest.mark.slow
 def test_joblib_launcher_measures_latency_and_writes_artifacts(tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = sweep("specs/resnet18.net", "layers=[1,1,1,1],[2,2,2,2]", "num_classes=10,100",
@@ -148,20 +152,7 @@ def test_joblib_launcher_measures_latency_and_writes_artifacts(tmp_path):
     assert out.shape == (1, int(dict(o.split("=") for o in first["overrides"])["num_classes"]))
 
 
-def test_submitit_local_launcher(tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    sweep_dir = tmp_path / "sweep"
-    result = sweep("specs/simple_cnn.net", "num_classes=10,100",
-                   "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
-                   f"hydra.sweep.dir={sweep_dir}")
-    assert result.returncode == 0, result.stdout + result.stderr
-    rows = rows_of(sweep_dir)
-    assert [r["status"] for r in rows] == ["ok", "ok"]
-    assert [r["params"] for r in rows] == [
-        netc_params(SPECS / "simple_cnn.net", num_classes=n) for n in (10, 100)]
-    assert (sweep_dir / ".submitit").is_dir()
-
-
+@pytest.mark.slow
 def test_sweep_over_spec_files_keeps_each_specs_defaults(tmp_path):
     result = sweep("spec=specs/simple_cnn.net,specs/resnet18.net", "num_classes=10",
                    "--dry-run")
@@ -171,10 +162,24 @@ def test_sweep_over_spec_files_keeps_each_specs_defaults(tmp_path):
     assert "2.12 M" in result.stdout and "11.2 M" in result.stdout
 
 
+def in_process(*args) -> tuple[int, str]:
+    """`netc sweep ARGS` in this process, for commands that stop before Hydra starts."""
+    import contextlib
+    import io
+
+    from netc.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["sweep", *map(str, args)])
+    return code, err.getvalue()
+
+
 def test_misspelt_parameter_is_a_usage_error_with_a_suggestion(tmp_path):
-    result = sweep("specs/simple_cnn.net", "num_clases=10,100", f"hydra.sweep.dir={tmp_path}/s")
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "did you mean `num_classes`?" in result.stderr
+    code, err = in_process("specs/simple_cnn.net", "num_clases=10,100",
+                           f"hydra.sweep.dir={tmp_path}/s")
+    assert code == 2, err
+    assert "did you mean `num_classes`?" in err
     assert not (tmp_path / "s").exists()  # nothing launched
 
 
@@ -189,14 +194,24 @@ def test_misspelt_parameter_is_a_usage_error_with_a_suggestion(tmp_path):
     ("objective=val_accuracy", "objective: no column `val_accuracy`; did you mean `val_acc`?"),
 ])
 def test_option_typos_are_usage_errors_before_launch(tmp_path, override, message):
-    result = sweep("specs/simple_cnn.net", "num_classes=10,100", override,
-                   f"hydra.sweep.dir={tmp_path}/s")
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
+    code, err = in_process("specs/simple_cnn.net", "num_classes=10,100", override,
+                           f"hydra.sweep.dir={tmp_path}/s")
+    assert code == 2, err
+    assert message in err
+    assert "Traceback" not in err
     assert not (tmp_path / "s").exists()
 
 
+def test_option_typo_in_a_sweep_config_is_a_usage_error(tmp_path):
+    (tmp_path / "bad.yaml").write_text(
+        "defaults: [netc_sweep, _self_]\nspec: specs/simple_cnn.net\n"
+        "hydra:\n  sweeper:\n    params:\n      measure: none,latensy\n")
+    code, err = in_process("-cd", tmp_path, "-cn", "bad", "--dry-run")
+    assert code == 2, err
+    assert "did you mean `latency`?" in err
+
+
+@pytest.mark.slow
 def test_input_option_resizes_the_first_input():
     result = sweep("specs/resnet18.net", "input=32,64", "--dry-run")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -205,12 +220,14 @@ def test_input_option_resizes_the_first_input():
 
 
 def test_usage_errors_exit_two(tmp_path):
-    assert sweep("specs/nope.net", "a=1").returncode == 2
-    assert sweep("--dry-run").returncode == 2  # no spec
-    assert sweep("specs/simple_cnn.net", "oops").returncode == 2  # not an override
-    assert sweep("-cn", "nothing", "-cd", tmp_path).returncode == 2
+    assert in_process("specs/nope.net", "a=1")[0] == 2
+    assert in_process("--dry-run")[0] == 2  # no spec
+    assert in_process("specs/simple_cnn.net", "oops")[0] == 2  # not an override
+    assert in_process("-cn", "nothing", "-cd", tmp_path)[0] == 2
+    assert in_process("specs/simple_cnn.net", "--sort=nope")[0] == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, count, spec", [("resnet_depth_width", 8, "resnet50.net"),
                                               ("densenet_growth", 4, "densenet121.net")])
 def test_shipped_sweep_configs_expand_and_are_valid(name, count, spec):
@@ -221,6 +238,7 @@ def test_shipped_sweep_configs_expand_and_are_valid(name, count, spec):
     assert f"{count} variants, {count} valid, 0 invalid" in result.stdout
 
 
+@pytest.mark.slow
 def test_resnet_depth_width_config_has_torchvisions_numbers():
     result = sweep("-cd", "configs", "-cn", "resnet_depth_width", "--dry-run")
     # resnet50, resnet101, wide_resnet50_2, wide_resnet101_2 (torchvision's parameter counts)
@@ -259,7 +277,9 @@ def test_hydra_instantiate_netc_build_from_a_config():
 
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose("train", overrides=["model.spec=" + str(SPECS / "resnet18.net"),
-                                          "+model.layers=[1,1,1,1]"])
+                                          "~model.width", "~model.depth",
+                                          "+model.layers=[1,1,1,1]", "+model.num_classes=10",
+                                          "+model.input_shape=[3,32,32]"])
     model = instantiate(cfg.model)
     params = sum(p.numel() for p in model.parameters())
     compiled = compile_spec(SPECS / "resnet18.net", {"num_classes": 10, "layers": [1, 1, 1, 1]},
@@ -268,14 +288,6 @@ def test_hydra_instantiate_netc_build_from_a_config():
     import torch
 
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
-
-
-def test_training_example_runs(tmp_path):
-    result = subprocess.run([PYTHON, "examples/train.py", "model.spec=specs/simple_cnn.net",
-                             "train.steps=1", f"hydra.run.dir={tmp_path}"],
-                            capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert "2,122,186 parameters" in result.stdout
 
 
 def test_report_marks_jobs_without_results_missing(tmp_path):

@@ -3,7 +3,7 @@ front of the launcher, so a sampled variant that fails `netc check` is a failed 
 its diagnostic and is never launched; single and multi-objective searches; the Pareto front.
 
 These sweeps measure nothing (objective=macs or params, computed statically): no torch in
-the jobs, a few seconds each."""
+the jobs. One search runs in the default suite; the others in the slow suite."""
 from __future__ import annotations
 
 import json
@@ -71,6 +71,7 @@ def test_optuna_results_have_one_column_per_swept_key(optuna_sweep):
     assert all(isinstance(r["depth"], int) for r in data["rows"])
 
 
+@pytest.mark.slow
 def test_multi_objective_search_marks_the_pareto_front(tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = sweep(*SEARCH, "hydra.sweeper.n_trials=12", "objective=[params,macs]",
@@ -88,6 +89,7 @@ def test_multi_objective_search_marks_the_pareto_front(tmp_path):
     assert (sweep_dir / "results.png").is_file()
 
 
+@pytest.mark.slow
 def test_optuna_dry_run_checks_the_sampled_trials_and_launches_nothing(tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = sweep(*SEARCH, "hydra.sweeper.n_trials=8", "objective=macs",
@@ -99,6 +101,7 @@ def test_optuna_dry_run_checks_the_sampled_trials_and_launches_nothing(tmp_path)
     assert not sweep_dir.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
     ([], "hydra/sweeper=optuna needs numbers back from each job: set objective="),
     (["objective=[val_acc,macs]", "measure=train", "hydra.sweeper.direction=maximize"],

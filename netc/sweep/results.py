@@ -414,9 +414,13 @@ def plot(rows: list[dict], path: Path, title: str = "", meta: dict | None = None
         xname, yname = "params", "macs"
         points = [r for r in rows if r.get("status") == "ok" and r.get("params")
                   and r.get("macs")]
-    scale = {"params": 1e-6, "macs": 1e-9}
-    label = {"params": "parameters (M)", "macs": "MACs (G)", "val_acc": "validation accuracy",
-             "latency_ms": "forward latency (ms, CPU)", "val_loss": "validation loss"}
+    scale, label = {}, {"val_acc": "validation accuracy", "val_loss": "validation loss",
+                        "latency_ms": "forward latency (ms, CPU, median)"}
+    for key, name in (("params", "parameters"), ("macs", "MACs")):  # K, M or G by size
+        top = max([r[key] for r in points if isinstance(r.get(key), (int, float))] or [1])
+        unit, factor = next(((u, f) for u, f in (("G", 1e9), ("M", 1e6), ("K", 1e3))
+                             if top >= f), ("", 1))
+        scale[key], label[key] = 1 / factor, f"{name} ({unit})" if unit else name
     if points:
         xs = [r[xname] * scale.get(xname, 1) for r in points]
         ys = [r[yname] * scale.get(yname, 1) for r in points]
