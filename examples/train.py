@@ -2,7 +2,7 @@
 
     python examples/train.py
     python examples/train.py model.width=32 train.epochs=10
-    python examples/train.py model.spec=specs/digits_resnet.net '~model.depth'
+    python examples/train.py model.spec=specs/digits/digits_resnet.net '~model.depth'
 
 `hydra.utils.instantiate(cfg.model)` calls `netc.build(spec=..., **params)`; the data and the
 loop are `netc.sweep.train`'s, the code `netc sweep ... measure=train` runs in each job:

@@ -8,7 +8,7 @@ from test_sweep import rows_of, sweep
 
 # a small sweep every launcher runs: 2 valid variants (trained 1 epoch, latency measured)
 # and 1 invalid one (never launched)
-SMALL = ["specs/digits_cnn.net", "depth=1,2,4", "width=8", "measure=all", "train.epochs=1",
+SMALL = ["specs/digits/digits_cnn.net", "depth=1,2,4", "width=8", "measure=all", "train.epochs=1",
          "bench.runs=5", "bench.warmup=1", "bench.train_runs=1", "bench.threads=1"]
 
 
@@ -64,8 +64,8 @@ def test_submitit_local_launcher(tmp_path):
 
 @pytest.mark.parametrize("flag, expected", [
     ("--info", "Config search path"),
-    ("--hydra-help", "Hydra (1."),
-    ("--cfg=job", "objective: null"),
+    pytest.param("--hydra-help", "Hydra (1.", marks=pytest.mark.slow),
+    pytest.param("--cfg=job", "objective: null", marks=pytest.mark.slow),
 ])
 def test_hydra_flags_pass_through(flag, expected):
     result = sweep("specs/simple_cnn.net", flag)
@@ -101,7 +101,7 @@ def test_measure_reports_median_iqr_threads_and_batch():
 
     from conftest import SPECS
 
-    compiled = compile_spec(SPECS / "digits_cnn.net", width=4, depth=1)
+    compiled = compile_spec(SPECS / "digits" / "digits_cnn.net", width=4, depth=1)
     module, _ = lower(compiled)
     bench = {**BENCH_DEFAULTS, "runs": 8, "warmup": 1, "threads": 1, "train": False}
     row = measure(module, compiled.graph, bench)
@@ -131,11 +131,11 @@ def test_pareto_front_and_columns_per_swept_key():
 def test_option_typos_are_usage_errors_in_process(capsys):
     from netc.cli import main
 
-    assert main(["sweep", "specs/digits_cnn.net", "measure=trian"]) == 2
+    assert main(["sweep", "specs/digits/digits_cnn.net", "measure=trian"]) == 2
     assert "did you mean `train`?" in capsys.readouterr().err
-    assert main(["sweep", "specs/digits_cnn.net", "widht=8,16"]) == 2
+    assert main(["sweep", "specs/digits/digits_cnn.net", "widht=8,16"]) == 2
     assert "did you mean `width`?" in capsys.readouterr().err
-    assert main(["sweep", "specs/digits_cnn.net", "train.lr=-1"]) == 2
+    assert main(["sweep", "specs/digits/digits_cnn.net", "train.lr=-1"]) == 2
     assert "train.lr: expected a positive number" in capsys.readouterr().err
 
 

@@ -16,9 +16,9 @@ from test_sweep import netc_params, rows_of, sweep
 pytest.importorskip("optuna")
 pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
 
-# specs/digits_cnn.net: `depth` conv-pool stages on an 8x8 input; depth >= 4 pools a 1x1 map
+# specs/digits/digits_cnn.net: `depth` conv-pool stages on an 8x8 input; depth >= 4 pools a 1x1 map
 # (E313). Optuna's integer range includes its end, so depth is drawn from 1..6: half invalid.
-SEARCH = ["specs/digits_cnn.net", "hydra/sweeper=optuna", "depth=range(1,6)",
+SEARCH = ["specs/digits/digits_cnn.net", "hydra/sweeper=optuna", "depth=range(1,6)",
           "width=choice(4,8,16,32)", "hydra.sweeper.sampler.seed=0"]
 
 
@@ -51,7 +51,7 @@ def test_optuna_search_checks_every_trial_and_never_launches_invalid_ones(optuna
         assert (sweep_dir / str(row["job"]) / "sweep.log").is_file()
         assert row["macs"] > 0
         assert row["objective"] == [float(row["macs"])]
-        assert row["params"] == netc_params(SPECS / "digits_cnn.net", depth=row["depth"],
+        assert row["params"] == netc_params(SPECS / "digits" / "digits_cnn.net", depth=row["depth"],
                                              width=row["width"])
     # Optuna's own summary agrees with the table: the smallest valid variant
     best = min(valid, key=lambda r: r["macs"])

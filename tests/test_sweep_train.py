@@ -17,8 +17,8 @@ torch = pytest.importorskip("torch")
 
 def test_digits_training_sweep_finds_a_variant_above_95_percent(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    result = sweep("specs/digits_cnn.net", "depth=1,2,4", "width=16", "measure=train",
-                   "train.epochs=4", "objective=val_acc", f"hydra.sweep.dir={sweep_dir}",
+    result = sweep("specs/digits/digits_cnn.net", "depth=1,2,4", "width=16", "measure=train",
+                   "train.epochs=3", "objective=val_acc", f"hydra.sweep.dir={sweep_dir}",
                    "--sort=-val_acc")
     assert result.returncode == 1, result.stdout + result.stderr  # depth 4 is invalid
     rows = rows_of(sweep_dir)
@@ -27,7 +27,7 @@ def test_digits_training_sweep_finds_a_variant_above_95_percent(tmp_path):
     assert best["val_acc"] >= 0.95, rows
     assert best["pareto"] is True and rows[1]["pareto"] is False
     for row in rows[:2]:
-        assert row["epochs"] == 4 and len(row["history"]) == 4
+        assert row["epochs"] == 3 and len(row["history"]) == 3
         assert row["train_samples"] + row["val_samples"] == 1797
         assert row["val_loss"] < row["history"][0]["val_loss"]  # it learned
     assert rows[2]["error"].startswith("E313")
@@ -37,7 +37,7 @@ def test_digits_training_sweep_finds_a_variant_above_95_percent(tmp_path):
 def _tiny_model():
     from netc.api import build
 
-    return build(SPECS / "digits_cnn.net", width=4, depth=1)
+    return build(SPECS / "digits" / "digits_cnn.net", width=4, depth=1)
 
 
 def test_training_is_seeded_and_deterministic():
@@ -76,4 +76,4 @@ def test_example_training_script_loss_goes_down(tmp_path):
     assert losses[0] > losses[1] > losses[2], losses
     accuracy = float(re.search(r"validation accuracy ([0-9.]+)%", result.stdout).group(1))
     assert accuracy > 90, result.stdout
-    assert "6,186 parameters" in result.stdout  # specs/digits_cnn.net, width 16, depth 2
+    assert "6,186 parameters" in result.stdout  # specs/digits/digits_cnn.net, width 16, depth 2

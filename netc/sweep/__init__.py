@@ -3,7 +3,7 @@ every variant checked statically before anything is launched.
 
     netc sweep specs/resnet18.net 'layers=[2,2,2,2],[3,4,6,3]' width_per_group=64,128
     netc sweep specs/simple_cnn.net image='[1,8,8]' measure=train      # digits accuracy
-    netc sweep specs/digits_cnn.net hydra/sweeper=optuna 'depth=range(1,6)' \
+    netc sweep specs/digits/digits_cnn.net hydra/sweeper=optuna 'depth=range(1,6)' \
         measure=train objective=val_acc hydra.sweeper.direction=maximize
     netc sweep --report multirun/2026-05-01/12-00-00
 

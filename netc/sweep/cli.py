@@ -4,7 +4,7 @@ before Hydra starts (usage errors, exit 2), the hand-off to Hydra, and the repor
 
     netc sweep specs/resnet18.net 'layers=[2,2,2,2],[3,4,6,3]' width_per_group=64,128
     netc sweep specs/simple_cnn.net image='[1,8,8]' measure=train train.epochs=5
-    netc sweep specs/digits_cnn.net hydra/sweeper=optuna hydra.sweeper.n_trials=12 \
+    netc sweep specs/digits/digits_cnn.net hydra/sweeper=optuna hydra.sweeper.n_trials=12 \
         'depth=range(1,6)' 'width=choice(8,16,32)' measure=train objective=val_acc \
         hydra.sweeper.direction=maximize
     netc sweep --report multirun/2026-05-01/12-00-00
