@@ -231,7 +231,10 @@ def _run(flags: argparse.Namespace) -> int:
             return EXIT_SPEC
         infos.append(info)
     node = primary_config(infos, spec_default)
-    _check_keys_and_options(opts.overrides, file_data, node)
+    groups = set()
+    if opts.config_dir:  # config groups of the user's folder are keys too (`optimizer=adam`)
+        groups = {p.name for p in Path(opts.config_dir).iterdir() if p.is_dir()}
+    _check_keys_and_options(opts.overrides, file_data, node, groups)
     register_config(node)
 
     # Hydra's flags first, then the overrides (ANCHORS 8.3: flag order); always a multirun,
@@ -350,12 +353,13 @@ def _override_items(overrides: list[str]):
         yield key, values
 
 
-def _check_keys_and_options(overrides: list[str], file_data: dict, node: dict) -> None:
+def _check_keys_and_options(overrides: list[str], file_data: dict, node: dict,
+                            groups: set[str] = frozenset()) -> None:
     """Before Hydra starts: every key of the command line is a parameter of the spec, a
     netc option or a key of the sweep config (else a usage error with a did-you-mean), and
     every option value fits its schema (`measure=latensy`, `bench.runs=0`: exit 2). The
     same checks run on a config file's `hydra.sweeper.params` inside the sweeper."""
-    known = set(node) | set(file_data) - {"defaults", "hydra"}
+    known = (set(node) | set(file_data) | set(groups)) - {"defaults", "hydra"}
     sweeper_params = ((file_data.get("hydra") or {}).get("sweeper") or {}).get("params") or {}
     items = list(_override_items(overrides))
     items += list(_override_items([f"{k}={v}" for k, v in sweeper_params.items()]))

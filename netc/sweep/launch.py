@@ -266,6 +266,7 @@ class CheckedLauncher:
         self.progress = None if dry_run else Progress(self.sweep_dir, total)
         STATE.progress = self.progress
         self.started = time.perf_counter()
+        self.launched_once = False
 
     def launch(self, job_overrides, initial_job_idx: int):
         from hydra.core.utils import JobReturn, JobStatus
@@ -300,7 +301,8 @@ class CheckedLauncher:
 
         if self.dry_run:
             return [answer(v) for v in batch]
-        if not self.sweep_dir.is_dir():
+        if not self.launched_once:  # the first batch: the sweep's files, the progress line
+            self.launched_once = True
             self.sweep_dir.mkdir(parents=True, exist_ok=True)
             write_json(self.sweep_dir / "sweep.json", self.meta)
             self.progress.start()
@@ -458,7 +460,7 @@ class Progress:
         statuses = [s for s in self._seen.values() if s != "skip"]
         return len(statuses), sum(s != "ok" for s in statuses)
 
-    def line(self) -> str:
+    def line(self) -> tuple[str, tuple]:
         done, failed = self._count()
         elapsed = time.perf_counter() - self._start
         running = max(self.launched - done, 0)
