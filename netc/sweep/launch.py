@@ -219,6 +219,7 @@ def run_sweeper(sweeper, arguments: list[str]):
         record_invalid(loader, config, variant, number, sweep_dir)
     _write_variants(sweep_dir, variants)
     progress = Progress(sweep_dir, len(valid))
+    progress.sequential = launcher == "basic"
     progress.start()
     returns = []
     try:
@@ -264,6 +265,8 @@ class CheckedLauncher:
             raise SweepAborted(problem)
         total = config.hydra.sweeper.get("n_trials")
         self.progress = None if dry_run else Progress(self.sweep_dir, total)
+        if self.progress is not None:
+            self.progress.sequential = self.meta["launcher"] == "basic"
         STATE.progress = self.progress
         self.started = time.perf_counter()
         self.launched_once = False
@@ -424,6 +427,7 @@ class Progress:
     def __init__(self, sweep_dir: Path, total: int | None, stream=None, interval: float = 0.5):
         self.sweep_dir, self.total = sweep_dir, total
         self.launched = 0  # jobs handed to the launcher so far
+        self.sequential = False
         self.stream = stream or sys.stderr
         self.interval = interval
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
@@ -464,6 +468,8 @@ class Progress:
         done, failed = self._count()
         elapsed = time.perf_counter() - self._start
         running = max(self.launched - done, 0)
+        if self.sequential:  # the basic launcher runs one job at a time
+            running = min(running, 1)
         text = f"netc sweep: {done}" + (f"/{self.total}" if self.total else "") + " jobs done"
         text += f", {running} running" if running else ""
         text += f", {failed} failed" if failed else ""
