@@ -1,6 +1,9 @@
-"""`netc sweep`: real Hydra multiruns (basic, joblib, submitit_local launchers), the static
-check before launch, the results table and plot, `--report`, YAML sweep configs, and
-`_target_: netc.build` in a Hydra config."""
+"""`netc sweep`: real Hydra multiruns with the basic launcher, the static check before launch,
+the results table and plot, `--report`, usage errors, YAML sweep configs, and `_target_:
+netc.build` in a Hydra config. (Search sweepers: test_sweep_search.py; training on digits:
+test_sweep_train.py; joblib, Ray, submitit and latency: test_sweep_launchers.py.)
+
+Each sweep here is a subprocess (a fresh Hydra); the heavier ones are in the slow suite."""
 from __future__ import annotations
 
 import json
@@ -37,6 +40,19 @@ def netc_params(spec: Path, **params) -> int:
     compiled = compile_spec(spec, params)
     assert compiled.ok, compiled.diagnostics
     return totals(compiled.graph).params
+
+
+def in_process(*args) -> tuple[int, str]:
+    """`netc sweep ARGS` in this process, for commands that stop before Hydra starts."""
+    import contextlib
+    import io
+
+    from netc.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["sweep", *map(str, args)])
+    return code, err.getvalue()
 
 
 # simple_cnn: 2 x 3 variants; [3, 2, 2] collapses (the second 2x2 pool meets a 1x1 map)
@@ -97,8 +113,11 @@ def test_basic_launcher_one_row_per_variant_with_netc_numbers(basic_sweep):
     for name in ("results.csv", "results.json", "results.png", "variants.json"):
         assert (sweep_dir / name).is_file(), name
     csv_lines = (sweep_dir / "results.csv").read_text().splitlines()
-    assert csv_lines[0].startswith("variant,job,overrides,spec,status,params")
+    # one column per swept key, then the results
+    assert csv_lines[0].startswith("variant,job,num_classes,image,spec,status,params")
     assert len(csv_lines) == 7
+    assert [r["num_classes"] for r in rows] == [10, 10, 10, 100, 100, 100]
+    assert rows[0]["image"] == [3, 32, 32]
     assert "jobs done" in result.stderr  # the progress line
     assert "4 ok" in result.stdout
 
@@ -107,17 +126,18 @@ def test_report_rebuilds_table_and_plot_sorted(basic_sweep, tmp_path):
     _, sweep_dir = basic_sweep
     for name in ("results.csv", "results.json", "results.png"):
         (sweep_dir / name).unlink()
-    result = sweep("--report", sweep_dir, "--sort=-params")
-    assert result.returncode == 1, result.stderr  # the invalid rows are still there
+    code, err = in_process("--report", sweep_dir, "--sort=-params")  # no Hydra: in-process
+    assert code == 1, err  # the invalid rows are still there
     rows = rows_of(sweep_dir)
     assert len(rows) == 6 and (sweep_dir / "results.png").is_file()
     params = [r["params"] for r in rows if r["params"] is not None]
     assert params == sorted(params, reverse=True)
     assert [r["status"] for r in rows[-2:]] == ["invalid", "invalid"]  # empty values last
-    assert sweep("--report", sweep_dir, "--sort", "nope").returncode == 2
-    assert sweep("--report", tmp_path).returncode == 2  # no jobs there
+    assert in_process("--report", sweep_dir, "--sort", "nope")[0] == 2
+    assert in_process("--report", tmp_path)[0] == 2  # no jobs there
 
 
+@pytest.mark.slow
 def test_joblib_launcher_measures_latency_and_writes_artifacts(tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = sweep("specs/resnet18.net", "layers=[1,1,1,1],[2,2,2,2]", "num_classes=10,100",
@@ -145,20 +165,7 @@ def test_joblib_launcher_measures_latency_and_writes_artifacts(tmp_path):
     assert out.shape == (1, int(dict(o.split("=") for o in first["overrides"])["num_classes"]))
 
 
-def test_submitit_local_launcher(tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    sweep_dir = tmp_path / "sweep"
-    result = sweep("specs/simple_cnn.net", "num_classes=10,100",
-                   "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
-                   f"hydra.sweep.dir={sweep_dir}")
-    assert result.returncode == 0, result.stdout + result.stderr
-    rows = rows_of(sweep_dir)
-    assert [r["status"] for r in rows] == ["ok", "ok"]
-    assert [r["params"] for r in rows] == [
-        netc_params(SPECS / "simple_cnn.net", num_classes=n) for n in (10, 100)]
-    assert (sweep_dir / ".submitit").is_dir()
-
-
+@pytest.mark.slow
 def test_sweep_over_spec_files_keeps_each_specs_defaults(tmp_path):
     result = sweep("spec=specs/simple_cnn.net,specs/resnet18.net", "num_classes=10",
                    "--dry-run")
@@ -168,18 +175,43 @@ def test_sweep_over_spec_files_keeps_each_specs_defaults(tmp_path):
     assert "2.12 M" in result.stdout and "11.2 M" in result.stdout
 
 
-def test_misspelt_parameter_is_an_invalid_row_with_a_suggestion():
-    result = sweep("specs/simple_cnn.net", "num_clases=10,100", "--dry-run")
-    assert result.returncode == 1
-    assert "did you mean `num_classes`?" in result.stdout
+def test_misspelt_parameter_is_a_usage_error_with_a_suggestion(tmp_path):
+    code, err = in_process("specs/simple_cnn.net", "num_clases=10,100",
+                           f"hydra.sweep.dir={tmp_path}/s")
+    assert code == 2, err
+    assert "did you mean `num_classes`?" in err
+    assert not (tmp_path / "s").exists()  # nothing launched
 
 
-def test_options_are_checked_before_launch():
-    result = sweep("specs/simple_cnn.net", "measure=latncy", "--dry-run")
-    assert result.returncode == 1
-    assert "measure: expected one of none, latency" in result.stdout
+@pytest.mark.parametrize("override, message", [
+    ("measure=latensy", "measure: expected one of none, latency, train, all, got 'latensy'; "
+                        "did you mean `latency`?"),
+    ("measure=none,latensy", "did you mean `latency`?"),  # one bad value in a sweep
+    ("bench.runz=3", "bench.runz: unknown; did you mean `bench.runs`?"),
+    ("bench.runs=0", "bench.runs: expected a positive integer, got 0"),
+    ("train.epoch=3", "train.epoch: unknown; did you mean `train.epochs`?"),
+    ("train.data=mnist", "train.data: expected one of digits"),
+    ("objective=val_accuracy", "objective: no column `val_accuracy`; did you mean `val_acc`?"),
+])
+def test_option_typos_are_usage_errors_before_launch(tmp_path, override, message):
+    code, err = in_process("specs/simple_cnn.net", "num_classes=10,100", override,
+                           f"hydra.sweep.dir={tmp_path}/s")
+    assert code == 2, err
+    assert message in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "s").exists()
 
 
+def test_option_typo_in_a_sweep_config_is_a_usage_error(tmp_path):
+    (tmp_path / "bad.yaml").write_text(
+        "defaults: [netc_sweep, _self_]\nspec: specs/simple_cnn.net\n"
+        "hydra:\n  sweeper:\n    params:\n      measure: none,latensy\n")
+    code, err = in_process("-cd", tmp_path, "-cn", "bad", "--dry-run")
+    assert code == 2, err
+    assert "did you mean `latency`?" in err
+
+
+@pytest.mark.slow
 def test_input_option_resizes_the_first_input():
     result = sweep("specs/resnet18.net", "input=32,64", "--dry-run")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -188,12 +220,14 @@ def test_input_option_resizes_the_first_input():
 
 
 def test_usage_errors_exit_two(tmp_path):
-    assert sweep("specs/nope.net", "a=1").returncode == 2
-    assert sweep("--dry-run").returncode == 2  # no spec
-    assert sweep("specs/simple_cnn.net", "oops").returncode == 2  # not an override
-    assert sweep("-cn", "nothing", "-cd", tmp_path).returncode == 2
+    assert in_process("specs/nope.net", "a=1")[0] == 2
+    assert in_process("--dry-run")[0] == 2  # no spec
+    assert in_process("specs/simple_cnn.net", "oops")[0] == 2  # not an override
+    assert in_process("-cn", "nothing", "-cd", tmp_path)[0] == 2
+    assert in_process("specs/simple_cnn.net", "--sort=nope")[0] == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, count, spec", [("resnet_depth_width", 8, "resnet50.net"),
                                               ("densenet_growth", 4, "densenet121.net")])
 def test_shipped_sweep_configs_expand_and_are_valid(name, count, spec):
@@ -204,6 +238,7 @@ def test_shipped_sweep_configs_expand_and_are_valid(name, count, spec):
     assert f"{count} variants, {count} valid, 0 invalid" in result.stdout
 
 
+@pytest.mark.slow
 def test_resnet_depth_width_config_has_torchvisions_numbers():
     result = sweep("-cd", "configs", "-cn", "resnet_depth_width", "--dry-run")
     # resnet50, resnet101, wide_resnet50_2, wide_resnet101_2 (torchvision's parameter counts)
@@ -242,7 +277,9 @@ def test_hydra_instantiate_netc_build_from_a_config():
 
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose("train", overrides=["model.spec=" + str(SPECS / "resnet18.net"),
-                                          "+model.layers=[1,1,1,1]"])
+                                          "~model.width", "~model.depth",
+                                          "+model.layers=[1,1,1,1]", "+model.num_classes=10",
+                                          "+model.input_shape=[3,32,32]"])
     model = instantiate(cfg.model)
     params = sum(p.numel() for p in model.parameters())
     compiled = compile_spec(SPECS / "resnet18.net", {"num_classes": 10, "layers": [1, 1, 1, 1]},
@@ -251,14 +288,6 @@ def test_hydra_instantiate_netc_build_from_a_config():
     import torch
 
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
-
-
-def test_training_example_runs(tmp_path):
-    result = subprocess.run([PYTHON, "examples/train.py", "model.spec=specs/simple_cnn.net",
-                             "train.steps=1", f"hydra.run.dir={tmp_path}"],
-                            capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert "2,122,186 parameters" in result.stdout
 
 
 def test_report_marks_jobs_without_results_missing(tmp_path):

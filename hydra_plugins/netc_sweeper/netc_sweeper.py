@@ -35,6 +35,6 @@ class NetcSweeper(BasicSweeper):
         self.dry_run = dry_run
 
     def sweep(self, arguments: List[str]) -> Any:
-        from netc.sweep import run_sweeper
+        from netc.sweep.launch import run_sweeper
 
         return run_sweeper(self, arguments)
