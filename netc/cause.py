@@ -118,7 +118,9 @@ def call_args_text(sources: SourceMap, span: Span) -> list[str]:
 
 
 def _short_id(node_id: str) -> str:
-    return node_id.rsplit(".", 1)[-1]
+    """`conv3` for `layer1.0.conv3`; an index keeps its parent (`feas.0`)."""
+    parts = node_id.split(".")
+    return ".".join(parts[-2:]) if parts[-1].isdigit() and len(parts) > 1 else parts[-1]
 
 
 def _hw(shape) -> str:
@@ -305,12 +307,18 @@ def _explain_spatial(graph, inputs, shapes, pair_, span, labels, sources, verb):
                                   f"operand only: move it after the {verb}, or pool every operand",
                        (meeting, *labels), f"{node.op}: {n} -> {out}",
                        cause={"kind": "pool", "node": node.id})
-    # 4. one operand strides more often than the other
-    if len(strided_more) > len(strided_less) >= 1:
-        node, n, out = strided_more[-1]
+    # 4. one operand strides more often than the other (counted along one path: parallel
+    # paths that all stride, as in a selective kernel, downsample once)
+    chain_more = _strided_chain(graph, more, fork)
+    if len(chain_more) > len(_strided_chain(graph, less, fork)) >= 1:
+        # a strided 1x1 conv (which skips pixels) is the rarer choice, so the likelier mistake
+        node = next((c for c in chain_more if c.op == "conv" and _window(c)[0] == 1),
+                    chain_more[-1])
+        n, out = graph.node(node.inputs[0]).shape[axis], node.shape[axis]
         return Finding(_argument_span(sources, node, "stride") or node.span,
-                       f"this branch is downsampled {len(strided_more)} times, the other "
-                       f"{len(strided_less)} times: drop the stride of `{_short_id(node.id)}` "
+                       f"this branch is downsampled {len(chain_more)} times, the other "
+                       f"{len(_strided_chain(graph, less, fork))} times: drop the stride of "
+                       f"`{_short_id(node.id)}` "
                        f"(`{node.id}`, stride {_window(node)[1]})",
                        (meeting, *labels), f"one stride too many: {n} -> {out}",
                        cause={"kind": "stride", "node": node.id})
@@ -329,7 +337,16 @@ def _explain_spatial(graph, inputs, shapes, pair_, span, labels, sources, verb):
                        f"`{_short_id(pick.id)}` stride {ratio * _window(pick)[1]}",
                        (meeting, *extra, *labels), f"stride {_window(pick)[1]} keeps {size}",
                        cause={"kind": "stride", "node": pick.id, "missing": ratio})
-    # 6. an identity shortcut against a strided branch: a projection is missing
+    # 6. a concatenation of a map with its own transform: the transform must keep the size
+    if reference is not None and verb == "concatenation" and reference.op == "conv":
+        n, out = graph.node(reference.inputs[0]).shape[axis], reference.shape[axis]
+        return Finding(_argument_span(sources, reference, "stride") or reference.span,
+                       f"`{reference.id}` strides by {_window(reference)[1]} ({n}x{n} -> "
+                       f"{out}x{out}), but it is concatenated with maps of the size before: "
+                       f"drop its stride (stride 1 keeps {n}x{n})",
+                       (meeting, *labels), f"stride {_window(reference)[1]}: {n} -> {out}",
+                       cause={"kind": "stride", "node": reference.id})
+    # 7. an identity shortcut against a strided branch: a projection is missing
     if reference is not None:
         c = graph.node(more).shape[0]
         return Finding(span, f"the other operand is downsampled by {ratio}{ref_text}; the "
@@ -338,6 +355,19 @@ def _explain_spatial(graph, inputs, shapes, pair_, span, labels, sources, verb):
                        (Label(reference.span, f"downsampled by {ratio} here"), *labels),
                        cause={"kind": "missing-projection", "node": reference.id})
     return None
+
+
+def _strided_chain(graph, operand: str, fork: str | None) -> list:
+    """The strided convs and pools on the path of first inputs from the fork to an operand."""
+    stop = _ancestors(graph, fork) if fork else set()
+    node, found = graph.node(operand), []
+    while node.id not in stop:
+        if node.op in SPATIAL_OPS and _window(node)[1] > 1:
+            found.append(node)
+        if not node.inputs:
+            break
+        node = graph.node(node.inputs[0])
+    return found[::-1]
 
 
 def _argument_span(sources: SourceMap, node, name: str) -> Span | None:
@@ -426,8 +456,8 @@ def _explain_channels(graph, op, inputs, shapes, pair_, span, labels, sources, o
                        cause={"kind": "missing-projection", "block": name})
     if isinstance(expr, (ast.Ref, ast.InputRef)):  # `y + in`: the classic missing projection
         return Finding(span, f"`{_short_id(setter.id)}` gives {_channels_text(sources, setter)} "
-                             f"channels but the shortcut has {c_ident}: project the shortcut "
-                             f"(`in >> conv({c_set}, 1) >> bn`), or make "
+                             f"channels but the shortcut has {c_ident}: give the shortcut a "
+                             f"projection (`in >> conv({c_set}, 1) >> bn`), or make "
                              f"`{_short_id(setter.id)}` give {c_ident}",
                        (Label(setter.span, f"{c_set} channels here"), *labels),
                        cause={"kind": "missing-projection", "node": setter.id})
@@ -538,16 +568,25 @@ def explain_argument(error, op, call, args: tuple, kwargs: dict, evaluate: Calla
         target = stmt.value
     if shown is None or "=" not in shown:
         return None
-    return Finding(where or expr.span, f"`{name}` is {shown}: {_range_words(error.message)}",
+    advice = _range_words(error.message)
+    final = evaluate(target)
+    if isinstance(final, int) and final <= 0 and "//" in shown:
+        inner = shown.split(" = ")[1] if where else shown.split(" = ")[0]
+        advice += (f"; the division rounds down to {final}: `max(1, {inner})` keeps at least one "
+                   f"channel, or divide by less")
+    return Finding(where or expr.span, f"`{name}` is {shown}: {advice}",
                    (Label(error.span, f"as `{name}` of this `{op.name}`"),) if where else (),
                    label=f"{shown.rsplit('=', 1)[-1].strip()} here",
                    cause={"kind": "computed-argument", "argument": name, "expression": shown})
-    del target
 
 
 def _range_words(message: str) -> str:
     m = re.search(r"must be ([^,]+), got (.+)$", message)
-    return f"it must be {m.group(1)}" if m else "fix the value"
+    if m:
+        return f"it must be {m.group(1)}"
+    m = re.search(r"beyond the limit of ([\d,]+)", message)
+    return f"beyond the limit of {m.group(1)}: a value that grows at every use?" if m else \
+        "the value is out of range"
 
 
 def _argument_expr(op, name: str, call: ast.Call, offset: int):

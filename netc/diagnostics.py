@@ -283,6 +283,8 @@ def render_one(d: Diagnostic, sources: SourceMap, colour: bool = False) -> str:
     """One diagnostic as text; spec text in it (names, strings, paths) has its control
     characters escaped, so that nothing a spec holds can drive the terminal."""
     where = f"{escape_controls(str(d.span))}: " if d.span else "netc: "
+    if d.span and d.span.file.startswith("-"):  # a value from the command line (`-D key`)
+        where = f"{escape_controls(d.span.file)}: "
     style = d.severity.value
     head = _paint(f"{d.severity.value}[{d.code}]", style, colour)
     out = [f"{_paint(where, 'bold', colour)}{head}: {escape_controls(d.message)}"]

@@ -176,6 +176,28 @@ MISTAKES = [
     Mistake("pool larger than the map", "vgg16_bn.net", "vgg16_bn.net",
             "x = image >> features: layers >> adaptive_avgpool(7) >> flatten",
             "x = image >> features: layers >> avgpool(14) >> flatten", ("adaptive",)),
+    # ---- held out: written after the rules above were tuned, scored once before any change
+    # (see the closing note of issue 10), so that the corpus does not only measure itself
+    Mistake("googlenet 5x5 branch with padding 1", "googlenet.net", "googlenet.net",
+            "in >> branch3: [BasicConv2d(c5_reduce), BasicConv2d(c5, 3)],",
+            "in >> branch3: [BasicConv2d(c5_reduce), conv(c5, 5, 1, 1)],", ("padding 2",)),
+    Mistake("basic block shortcut forgotten", "resnet18.net", RES,
+            "out relu(y + (in >> Shortcut(planes, stride, avg_down)))", "out relu(y + in)",
+            ("projection",)),
+    Mistake("googlenet pool padding beyond half", "googlenet.net", "googlenet.net",
+            ">> conv3: BasicConv2d(192, 3) >> maxpool(3, 2)",
+            ">> conv3: BasicConv2d(192, 3) >> maxpool(3, 2, 2)", ("pad",)),
+    Mistake("inception sum instead of cat", "googlenet.net", "googlenet.net",
+            "out cat(in >> branch1: BasicConv2d(c1),", "out sum(in >> branch1: BasicConv2d(c1),",
+            ("cat",)),
+    Mistake("dense layer conv2 strided", "densenet121.net", DENSE,
+            ">> norm2: bn >> relu >> conv2: conv(growth, 3)",
+            ">> norm2: bn >> relu >> conv2: conv(growth, 3, 2)", ("stride",)),
+    Mistake("skunit reduce conv strided too", "sknet.net", "sknet.net",
+            "y = in >> feas: [conv(c // 2, 1), bn,", "y = in >> feas: [conv(c // 2, 1, stride), bn,",
+            ("stride",)),
+    Mistake("resnet stem pool padding 2", "resnet50.net", RES, ">> relu >> maxpool(3, 2, 1)",
+            ">> relu >> maxpool(3, 2, 2)", ("pad",)),
 ]
 
 
@@ -216,17 +238,16 @@ def run(m: Mistake, folder: Path) -> Outcome:
     errors = [d for d in compiled.diagnostics if d.is_error]
     if not errors:
         return Outcome(m, False, False, False, 0, "-", "")
-    first = min(errors, key=lambda d: d.sort_key()) if len(errors) > 1 else errors[0]
-    first = errors[0]
+    first = errors[0]  # the first one reported: the one the mistake caused
     span = first.span
     if m.at and m.at.startswith("-"):
         located = span is not None and span.file.startswith(m.at) or (
-            m.at == "--input" and span is not None and "input" in (first.label or ""))
+            m.at == "--input" and span is not None and "--input" in (getattr(first, "label", "")))
     else:
         want = mistake_line(m, text)
         located = span is not None and Path(span.file).name == Path(m.file).name \
             and span.line <= want <= max(span.line, span.end_line)
-    said = f"{first.hint or ''} {first.label or ''}".lower()
+    said = f"{first.hint or ''} {getattr(first, 'label', '') or ''}".lower()
     fixed = all(word.lower() in said for word in m.hint)
     where = f"{Path(span.file).name}:{span.line}" if span else "-"
     return Outcome(m, True, located, fixed, len(errors), where, first.hint or "")
