@@ -222,7 +222,7 @@ def explain_conflict(graph, op, args: dict, inputs: list[str], error: ShapeError
         if found is None and error.code == "E309" and op.name == "conv":
             found = _explain_groups(graph, args, inputs, span, labels, sources, evaluate,
                                     assigned or {}, unknown)
-    except (KeyError, IndexError, TypeError, ValueError):  # never let analysis hide the error
+    except Exception:  # analysis is a bonus: it must never hide (or replace) the error itself
         return default
     return found or default
 

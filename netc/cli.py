@@ -264,6 +264,9 @@ def cmd_check(args) -> int:
                                sum(not d.is_error for d in every), colour)
         if totals:
             print(totals, file=sys.stderr)
+            codes = sorted({d.code for d in every})
+            print(f"for more about {'this code' if len(codes) == 1 else 'a code'}, try "
+                  f"`netc explain {codes[0]}`", file=sys.stderr)
     return status
 
 

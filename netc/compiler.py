@@ -93,7 +93,8 @@ def _compile(spec, params, input_shape, net, permissive=False, limits=None,
         only_shapes = all(d.code in SHAPE_CODES for d in diags if d.is_error)
         return Compiled(path, graph if only_shapes else None, diags, program.sources)
     if graph is None or diags.has_errors:
-        if explain and graph is not None and graph.inputs:
+        # (compiling again costs a few compilations: only for nets of ordinary size)
+        if explain and graph is not None and graph.inputs and elaborator.steps <= 50_000:
             diags = _explain_small_input(diags, elaborator, graph, spec, params, net, limits)
         return Compiled(path, None, diags, program.sources)
     infer_graph(graph, diags)  # every shape again, from the inputs alone

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from dataclasses import dataclass
 
 from netc.source import SourceFile, SourceMap, Span, escape_controls
@@ -269,8 +270,9 @@ def _snippet(marks: list[_Mark], lines: list[str], colour: bool, style: str,
         worded = sorted((m for m in here if m.text and number == min(
             max(m.span.line, m.span.end_line), len(lines))), key=lambda m: _columns(m, number, text)[0])
         markers = "".join(row)
-        painted = "".join(_paint(ch, style if ch == "^" else "blue", colour) if ch != " " else ch
-                          for ch in markers) if colour else markers
+        painted = re.sub(r"\^+|-+", lambda m: _paint(m.group(), style if m.group()[0] == "^"
+                                                   else "blue", True), markers) \
+            if colour else markers
         tail = f" {escape_controls(worded[-1].text)}" if worded else ""
         out.append(f"{' ' * gutter} {bar} {painted}{tail}".rstrip())
         for mark in reversed(worded[:-1]):

@@ -206,10 +206,11 @@ class Elaborator:
         self.budget_reported = False  # per stem: the next suffix to try
         # diagnostics context (issue 10): the block applications being elaborated (outermost
         # first), each name's last assignment per scope, and where overrides came from
-        self.frames: list[Frame] = []
+        self.frames: list[tuple] = []
         self.assignments: dict[int, dict[str, ast.Assign]] = {}
         self.override_origin: dict[str, Any] = {}
         self.reported_at: dict[tuple, int] = {}
+        self.errors_met = 0
 
     # ---- entry point
 
@@ -370,6 +371,7 @@ class Elaborator:
             if self.budget_reported:  # one report of the budget, however often it is met
                 return
             self.budget_reported = True
+        self.errors_met += 1
         key = (error.code, error.span) if error.span else (error.code, error.message)
         found = getattr(error, "extra", {}).get("cause") or {}
         if found.get("node"):  # two symptoms of one cause (a sum and a cat of the same maps)
@@ -381,7 +383,12 @@ class Elaborator:
         extra = getattr(error, "extra", {})
         self.diags.error(error.code, error.message, error.span, hint=error.hint,
                          notes=error.notes, labels=error.labels,
-                         context=tuple(reversed(self.frames)), **extra)
+                         context=self._context(), **extra)
+
+    def _context(self) -> tuple[Frame, ...]:
+        """The block applications a diagnostic sits in, innermost first."""
+        return tuple(Frame(".".join(prefix), cause.describe_call(name, bound), span)
+                     for prefix, name, bound, span in reversed(self.frames))
 
     def _count_again(self, index: int) -> None:
         """One diagnostic per mistake: a mistake met in every loop iteration or block use is
@@ -407,6 +414,7 @@ class Elaborator:
                     env.values["<out>"] = UNKNOWN  # it may rely on the broken assumption
                     return
             except RecursionError:
+                self.errors_met += 1
                 self.diags.error("E211", "this statement nests too deeply to evaluate", stmt.span,
                                  hint="split it with intermediate names")
                 self._poison(stmt, env)
@@ -983,12 +991,11 @@ class Elaborator:
         prefix = (*env.prefix, name) if name else env.prefix
         start = self.graph.last_order
         local = Env(block.module, {"in": x}, prefix, env.depth + 1)
-        local.values.update(self._bind_params(block.defn, stage.args, stage.kwargs, local,
-                                              stage.span))
+        bound = self._bind_params(block.defn, stage.args, stage.kwargs, local, stage.span)
+        local.values.update(bound)
         errors_before = self._error_count()
-        self.frames.append(Frame(".".join(prefix), cause.describe_call(block.defn.name,
-                                                                       local.values),
-                                 stage.span))
+        # the context of diagnostics in the body, made into a Frame only when one is reported
+        self.frames.append((prefix, block.defn.name, bound, stage.span))
         try:
             self._run_body(block.defn.body, local)
         finally:
@@ -1008,7 +1015,8 @@ class Elaborator:
         return out
 
     def _error_count(self) -> int:
-        return sum(1 for d in self.diags if d.is_error)
+        """Errors met so far (reported or counted again), O(1)."""
+        return self.errors_met
 
     def _bind_params(self, defn: ast.BlockDef, args: tuple, kwargs: dict, env: Env, span: Span,
                      overrides: dict | None = None) -> dict:
@@ -1219,10 +1227,15 @@ class Elaborator:
             except EvalError:
                 return UNKNOWN
 
-        found = cause.explain_argument(
-            error, stage.op, stage.call, stage.args, stage.kwargs, evaluate,
-            assigned=self.assignments.get(id(env.values), {}),
-            origins=self.override_origin if env.depth == 0 else {}, unknown=UNKNOWN)
+        try:
+            found = cause.explain_argument(
+                error, stage.op, stage.call, stage.args, stage.kwargs, evaluate,
+                assigned=self.assignments.get(id(env.values), {}),
+                origins=self.override_origin if env.depth == 0 else {}, unknown=UNKNOWN)
+        except BudgetExceeded:
+            raise
+        except Exception:  # analysis is a bonus: it must never hide the error itself
+            found = None
         if found is None:
             return error
         result = EvalError(error.code, error.message, found.span, hint=found.hint,

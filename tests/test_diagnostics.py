@@ -109,7 +109,8 @@ def test_check_reports_every_target_and_exits_with_the_worst(tmp_path, capsys, m
     assert "a.net: ok" in captured.out
     assert "cannot read `missing.net`" in captured.err
     assert "b.net:4:12: error[E301]" in captured.err
-    assert captured.err.rstrip().endswith("1 error emitted")
+    assert captured.err.rstrip().endswith("1 error emitted\nfor more about this code, try "
+                                          "`netc explain E301`")
     assert main(["check", "a.net", "b.net"]) == 1
 
 
