@@ -40,6 +40,30 @@ class Finding:
 
 # ---- small helpers
 
+PURE_CALLS = {"len", "min", "max", "int", "abs", "float"}
+
+
+def is_pure(expr) -> bool:
+    """An expression that creates no layer when evaluated (numbers, names, shape queries,
+    arithmetic, builtins): only these are evaluated again to show their values."""
+    import dataclasses
+
+    if isinstance(expr, (ast.Pipe, ast.Named)):
+        return False
+    if isinstance(expr, ast.Call):
+        if not (isinstance(expr.func, ast.Ref) and expr.func.name in PURE_CALLS):
+            return False
+    if not dataclasses.is_dataclass(expr):
+        return True
+    for item in dataclasses.fields(expr):
+        value = getattr(expr, item.name)
+        for part in (value if isinstance(value, (tuple, list)) else (value,)):
+            inner = part.value if isinstance(part, ast.Kwarg) else part
+            if isinstance(inner, ast.Expr) and not is_pure(inner):
+                return False
+    return True
+
+
 def describe_call(name: str, values: dict) -> str:
     """`Bottleneck(planes=64, stride=2, ...)`: a block with its arguments, for the context."""
     parts = [f"{k}={_short(v)}" for k, v in values.items() if k != "in" and not k.startswith("<")]
@@ -705,7 +729,8 @@ def explain_small_input(diagnostics: list, compile_at: Callable, input_spec, ori
     kernel = re.search(r"\b(\d+) - 1\)", " ".join(first.notes))
     big = int(window.group(1)) if window else int(kernel.group(1)) + 1 if kernel else 0
     need = f"the input must be at least {hi}x{hi} (it is {input_spec.shape[1]}x{input_spec.shape[2]})"
-    hint = need + ((f"; or {first.hint}" if first.hint else "") if big > 3 else "")
+    other = (first.hint or "").replace("use a larger input, or a smaller", "use a smaller")
+    hint = need + ((f"; or {other}" if other else "") if big > 3 else "")
     if big > 3:
         return [*diagnostics[:index], dataclasses.replace(first, hint=hint,
                                                           cause={"kind": "small-input",

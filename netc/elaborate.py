@@ -197,7 +197,6 @@ class Elaborator:
         self._defaults_cache: dict[int, dict] = {}
         self.input_overrides: dict[str, Any] = {}
         self.used_blocks: set[tuple] = set()
-        self.reported: set[tuple] = set()
         self.module_parents: set[str] = set()
         self.warned: set[Span] = set()
         self.steps = 0  # work done so far, against limits["steps"]
@@ -1185,7 +1184,9 @@ class Elaborator:
                      labels: tuple, operand_exprs, env: Env) -> EvalError:
         """A shape rule's objection as a diagnostic, pointed at its cause when cause analysis
         finds one (the layer and argument where the operands' derivations part)."""
-        def evaluate(expr):
+        def evaluate(expr):  # again, for the values a diagnostic shows: never a layer
+            if not cause.is_pure(expr):
+                return UNKNOWN
             try:
                 return self.eval(expr, env)
             except EvalError:
@@ -1212,7 +1213,7 @@ class Elaborator:
             args = []
             for arg in (call.args if isinstance(call, ast.Call) else ()):
                 try:
-                    args.append(self.eval(arg, env))
+                    args.append(self.eval(arg, env) if cause.is_pure(arg) else UNKNOWN)
                 except EvalError:
                     pass
             return next((s for s in defn.body if isinstance(s, ast.Out)), None), defn.name, args
@@ -1221,7 +1222,9 @@ class Elaborator:
     def _argument_error(self, error: EvalError, stage: OpStage, env: Env) -> EvalError:
         """A bad op argument, with the expression that computed it and its values
         (`in.c // reduction = 10 // 16 = 0`), and the command line when a `-D` set it."""
-        def evaluate(expr):
+        def evaluate(expr):  # again, for the values a diagnostic shows: never a layer
+            if not cause.is_pure(expr):
+                return UNKNOWN
             try:
                 return self.eval(expr, env)
             except EvalError:
