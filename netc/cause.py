@@ -243,6 +243,8 @@ def explain_conflict(graph, op, args: dict, inputs: list[str], error: ShapeError
     try:
         found = _explain(graph, op, args, inputs, error, span, labels, sources,
                          operand_exprs or [], block_out)
+        if found is not None:
+            found.labels = _merged(found.labels)
         if found is None and error.code == "E309" and op.name == "conv":
             found = _explain_groups(graph, args, inputs, span, labels, sources, evaluate,
                                     assigned or {}, unknown)
@@ -270,6 +272,15 @@ def _explain(graph, op, args, inputs, error, span, labels, sources, operand_expr
         return _explain_channels(graph, op, inputs, shapes, pair_, span, labels, sources,
                                  operand_exprs, block_out)
     return None
+
+
+def _merged(labels: tuple) -> tuple:
+    """Labels on one span as one label (two operands produced by the same line of a block,
+    in two of its instances, would otherwise underline it twice)."""
+    texts: dict = {}
+    for label in labels:
+        texts.setdefault(label.span, []).append(label.text)
+    return tuple(Label(span, "; ".join(words)) for span, words in texts.items())
 
 
 def _conflicting_pair(shapes, code: str):
