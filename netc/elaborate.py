@@ -315,8 +315,9 @@ class Elaborator:
         unknown = [k for k in overrides if k not in {p.name for p in defn.params} | input_names]
         for key in unknown:
             close = suggest(key, [p.name for p in defn.params] + sorted(input_names))
+            origin = self.override_origin.get(key)  # the `-D key` itself, when it was one
             self.diags.error("E204", f"`{key}` is not a parameter or input of net `{defn.name}`",
-                             None, hint=f"did you mean `{close}`?" if close else
+                             origin if isinstance(origin, Span) else None, hint=f"did you mean `{close}`?" if close else
                              "parameters: " + ", ".join(p.name for p in defn.params))
         if unknown:
             return None, {}
