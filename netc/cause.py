@@ -17,8 +17,8 @@ Pure Python on the graph IR and the source text; nothing here imports torch.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Callable
 
 from netc import ast
 from netc.diagnostics import Label
@@ -145,10 +145,6 @@ def _short_id(node_id: str) -> str:
     """`conv3` for `layer1.0.conv3`; an index keeps its parent (`feas.0`)."""
     parts = node_id.split(".")
     return ".".join(parts[-2:]) if parts[-1].isdigit() and len(parts) > 1 else parts[-1]
-
-
-def _hw(shape) -> str:
-    return f"{shape[1]}x{shape[2]}" if shape and len(shape) == 3 else format_shape(shape)
 
 
 # ---- walking derivations
@@ -299,10 +295,6 @@ def _conflicting_pair(shapes, code: str):
     return odd, other, True
 
 
-def _conflict_label(span: Span, what: str) -> Label:
-    return Label(span, what)
-
-
 def _explain_spatial(graph, inputs, shapes, pair_, span, labels, sources, verb):
     i, j, odd_known = pair_
     a, b = inputs[i], inputs[j]
@@ -310,7 +302,7 @@ def _explain_spatial(graph, inputs, shapes, pair_, span, labels, sources, verb):
     fork = _fork(graph, a, b)
     branches = {a: _spatial_changes(graph, _branch(graph, a, fork), axis),
                 b: _spatial_changes(graph, _branch(graph, b, fork), axis)}
-    meeting = _conflict_label(span, f"the {verb} meets {format_shape(shapes[i])} and "
+    meeting = Label(span, f"the {verb} meets {format_shape(shapes[i])} and "
                                     f"{format_shape(shapes[j])} here")
     more, less = (a, b) if shapes[i][axis] < shapes[j][axis] else (b, a)
     strided_more = [c for c in branches[more] if c[0].op in SPATIAL_OPS and _window(c[0])[1] > 1]
@@ -444,7 +436,7 @@ def _explain_channels(graph, op, inputs, shapes, pair_, span, labels, sources, o
     a, b = inputs[i], inputs[j]
     fork = _fork(graph, a, b)
     ca, cb = shapes[i][0], shapes[j][0]
-    meeting = _conflict_label(span, f"{format_shape(shapes[i])} and {format_shape(shapes[j])} "
+    meeting = Label(span, f"{format_shape(shapes[i])} and {format_shape(shapes[j])} "
                                     f"meet here")
     # a gate ([C, 1, 1]) that does not have the channels of the map it gates
     if op.name == "mul":
@@ -517,13 +509,11 @@ def _explain_cat(graph, args, inputs, shapes, span, labels, sources):
                               f"channels) is netc's dim 0, the default: drop `dim = {dim}`",
                        (*labels,), f"dim {dim} is the height here, not the channels",
                        cause={"kind": "cat-dim", "dim": dim})
-    if differ and all(ax > 0 for ax in differ) and rank == 3:
-        sizes = [s[differ[0]] for s in shapes]
+    if differ and all(ax > 0 for ax in differ) and rank == 3:  # heights or widths differ
         pair_ = _conflicting_pair([(0, *s[1:]) for s in shapes], "E302")
         if pair_ is not None:
             return _explain_spatial(graph, inputs, shapes, pair_, span, labels, sources,
                                     "concatenation")
-        del sizes
     return None
 
 
@@ -556,8 +546,11 @@ def _explain_groups(graph, args, inputs, span, labels, sources, evaluate, assign
 ARGUMENT_RE = re.compile(r"argument `(\w+)`")
 
 
-def explain_argument(error, op, call, args: tuple, kwargs: dict, evaluate: Callable,
-                     assigned: dict, origins: dict, unknown) -> Finding | None:
+def explain_argument(error, op, call, evaluate: Callable, assigned: dict, origins: dict,
+                     unknown) -> Finding | None:
+    """A bad argument of an op (`call`: the call as written and the offset of the op's
+    arguments in it): the expression that computed it with its values, the assignment it came
+    from, the `-D` that set it, or PyTorch's argument order behind it."""
     match = ARGUMENT_RE.search(error.message)
     if not match or call is None:
         return None

@@ -1233,7 +1233,7 @@ class Elaborator:
 
         try:
             found = cause.explain_argument(
-                error, stage.op, stage.call, stage.args, stage.kwargs, evaluate,
+                error, stage.op, stage.call, evaluate,
                 assigned=self.assignments.get(id(env.values), {}),
                 origins=self.override_origin if env.depth == 0 else {}, unknown=UNKNOWN)
         except BudgetExceeded:
