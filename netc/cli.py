@@ -133,12 +133,19 @@ def _require_onnx() -> None:
                          "pip install 'netc[onnx]'")
 
 
-def _print_diagnostics(compiled, fmt: str = "text") -> None:
+def _print_diagnostics(compiled, fmt: str = "text", totals: bool = True) -> None:
     if fmt == "json":
         return
     if compiled.diagnostics:
-        text = render_text(compiled.diagnostics, compiled.sources, _want_colour(sys.stderr))
+        from netc.diagnostics import render_totals
+
+        colour = _want_colour(sys.stderr)
+        text = render_text(compiled.diagnostics, compiled.sources, colour)
         print(text, file=sys.stderr)
+        if totals:
+            print(render_totals(sum(d.is_error for d in compiled.diagnostics),
+                                sum(not d.is_error for d in compiled.diagnostics), colour),
+                  file=sys.stderr)
 
 
 def _compile_one(args, progress=None):
@@ -167,29 +174,116 @@ def _signature(graph) -> tuple[str, str]:
 
 # ---- commands
 
-def cmd_check(args) -> int:
+def _spec_files(targets: list[str]) -> list[str]:
+    """`netc check` targets as files: a directory means every `.net` inside it (sorted,
+    recursively), `-` the standard input; missing paths are kept (reported one by one)."""
+    files = []
+    for target in targets:
+        path = Path(target)
+        if target != "-" and path.is_dir():
+            found = sorted(str(p) for p in path.rglob("*.net") if p.is_file())
+            if not found:
+                raise UsageError(f"`{target}` is a directory with no .net files")
+            files += found
+        else:
+            files.append(target)
+    return files
+
+
+def _compile_stdin(overrides, input_shape, net, limits):
+    """The standard input compiled as a spec named `<stdin>` (imports resolve from the
+    current directory)."""
+    import tempfile
     from netc.compiler import compile_spec
 
-    _require_files(args.specs)
+    text = sys.stdin.read()
+    with tempfile.TemporaryDirectory(prefix="netc-stdin-", dir=".") as folder:
+        path = Path(folder) / "stdin.net"
+        path.write_text(text, encoding="utf-8")
+        compiled = compile_spec(path, overrides, input_shape=input_shape, net=net, limits=limits)
+    return _renamed(compiled, display=str(path), to="<stdin>")
+
+
+def _renamed(compiled, display: str, to: str):
+    """A compilation whose diagnostics and sources name `display` as `to`."""
+    import dataclasses
+    from netc.source import SourceFile
+
+    candidates = {display, str(Path(display).resolve())}
+    for path in list(compiled.sources.files):
+        if Path(path).resolve() == Path(display).resolve():
+            candidates.add(path)
+
+    def span(s):
+        return dataclasses.replace(s, file=to) if s is not None and s.file in candidates else s
+
+    def fix(d):
+        return dataclasses.replace(
+            d, span=span(d.span),
+            labels=tuple(dataclasses.replace(l, span=span(l.span)) for l in d.labels),
+            context=tuple(dataclasses.replace(f, span=span(f.span)) for f in d.context))
+
+    compiled.diagnostics = [fix(d) for d in compiled.diagnostics]
+    for path in candidates:
+        if path in compiled.sources.files:
+            compiled.sources.add(SourceFile(to, compiled.sources.files[path].text))
+    return compiled
+
+
+def _as_errors(diagnostics):
+    """`-W error`: every warning counts as an error."""
+    import dataclasses
+    from netc.diagnostics import Severity
+
+    return [dataclasses.replace(d, severity=Severity.ERROR) for d in diagnostics]
+
+
+def cmd_check(args) -> int:
+    """Every target checked and reported, whatever the others did; the exit status is the
+    worst one met (a missing file is a usage error, 2, but does not hide the others)."""
+    from netc.compiler import compile_spec
+    from netc.diagnostics import render_totals
+    from netc.loader import resolve_spec
+
     overrides = _parse_defines(args.define)
     input_shape = _parse_input(args.input)
     limits = _parse_limits(args.limit)
+    colour = _want_colour(sys.stderr)
     status = EXIT_OK
     every = []
-    for spec in args.specs:
-        compiled = compile_spec(spec, overrides, input_shape=input_shape, net=args.net,
-                                limits=limits)
+    for spec in _spec_files(args.specs):
+        if spec != "-" and not Path(spec).is_file() and resolve_spec(spec) is None:
+            print(f"netc: error: cannot read `{spec}`: no such file or model "
+                  "(`netc list` shows the models found by name)", file=sys.stderr)
+            status = max(status, EXIT_USAGE)
+            continue
+        if spec == "-":
+            compiled = _compile_stdin(overrides, input_shape, args.net, limits)
+        else:
+            compiled = compile_spec(spec, overrides, input_shape=input_shape, net=args.net,
+                                    limits=limits)
+        if args.warnings_as_errors:
+            compiled.diagnostics = _as_errors(compiled.diagnostics)
         every += compiled.diagnostics
         if not compiled.ok:
-            status = EXIT_SPEC
+            status = max(status, EXIT_SPEC)
         if args.format == "text":
-            _print_diagnostics(compiled)
+            _print_diagnostics(compiled, totals=False)
             if compiled.ok and not args.quiet:
                 ins, outs = _signature(compiled.graph)
-                print(f"{spec}: ok: {compiled.graph.name}: {ins} -> {outs} "
+                name = "<stdin>" if spec == "-" else spec
+                print(f"{name}: ok: {compiled.graph.name}: {ins} -> {outs} "
                       f"({len(compiled.graph)} nodes)")
     if args.format == "json":
         print(render_json(every))
+    else:
+        totals = render_totals(sum(d.is_error for d in every),
+                               sum(not d.is_error for d in every), colour)
+        if totals:
+            print(totals, file=sys.stderr)
+            codes = sorted({d.code for d in every})
+            print(f"for more about {'this code' if len(codes) == 1 else 'a code'}, try "
+                  f"`netc explain {codes[0]}`", file=sys.stderr)
     return status
 
 
@@ -227,6 +321,21 @@ def _passes_for(args, fmt: str) -> tuple[str, ...]:
         return optimize.select(disabled, fmt)
     except ValueError as error:
         raise UsageError(f"--disable-pass: {error}") from None
+
+def cmd_explain(args) -> int:
+    from netc.explain import explain
+
+    from netc.explain import listing
+
+    if args.list or not args.code:
+        print(listing())
+        return EXIT_OK
+    text = explain(args.code)
+    if text is None:
+        raise UsageError(f"no diagnostic code `{args.code}`; codes look like E301 or W201 "
+                         "(`netc explain --list` lists them)")
+    print(text)
+    return EXIT_OK
 
 
 def cmd_build(args) -> int:
@@ -408,12 +517,23 @@ def make_parser(sweep_options: bool = True) -> argparse.ArgumentParser:
                                 description="Check specs statically: syntax, names, arguments "
                                             "and every tensor shape. Exit 0 if all are valid, "
                                             "1 if any has errors, 2 on usage errors.")
-    check.add_argument("specs", nargs="+", metavar="SPEC")
+    check.add_argument("specs", nargs="+", metavar="SPEC",
+                       help="spec files, directories (every .net inside) or - (standard input)")
+    check.add_argument("-W", dest="warnings_as_errors", choices=("error",),
+                       help="-W error: treat warnings as errors (exit 1 on any)")
     check.add_argument("--format", choices=("text", "json"), default="text",
                        help="text for people (default), json for editors and CI")
     check.add_argument("-q", "--quiet", action="store_true", help="print only diagnostics")
     _add_common(check)
     check.set_defaults(run=cmd_check)
+
+    explain = commands.add_parser(
+        "explain", help="what a diagnostic code means, with a broken and a fixed example",
+        description="Explain a diagnostic code (E301, W201, ...): what it means, its usual "
+                    "causes, and a broken spec next to its fix.")
+    explain.add_argument("code", nargs="?", metavar="CODE", help="a code such as E301")
+    explain.add_argument("--list", action="store_true", help="list every code with its slug")
+    explain.set_defaults(run=cmd_explain)
 
     build = commands.add_parser(
         "build", help="compile a spec to TorchScript, torch.export, ONNX or Python",

@@ -70,7 +70,8 @@ def compile_spec(spec: str | Path, params: dict[str, Any] | None = None,
         return _compile(spec, params, input_shape, net, permissive, limits)
 
 
-def _compile(spec, params, input_shape, net, permissive=False, limits=None) -> Compiled:
+def _compile(spec, params, input_shape, net, permissive=False, limits=None,
+             explain=True) -> Compiled:
     """Compile one spec file. `params` override the net's parameters (or input shapes, by
     input name); values are Python values or `ast.Expr` (from `-D`)."""
     diags = Diagnostics()
@@ -93,10 +94,27 @@ def _compile(spec, params, input_shape, net, permissive=False, limits=None) -> C
         only_shapes = all(d.code in SHAPE_CODES for d in diags if d.is_error)
         return Compiled(path, graph if only_shapes else None, diags, program.sources)
     if graph is None or diags.has_errors:
+        # (compiling again costs a few compilations: only for nets of ordinary size)
+        if explain and graph is not None and graph.inputs and elaborator.steps <= 50_000:
+            diags = _explain_small_input(diags, elaborator, graph, spec, params, net, limits)
         return Compiled(path, None, diags, program.sources)
     infer_graph(graph, diags)  # every shape again, from the inputs alone
     _check_size(graph, elaborator.limits, diags)
     return Compiled(path, None if diags.has_errors else graph, diags, program.sources)
+
+
+def _explain_small_input(diags, elaborator, graph, spec, params, net, limits):
+    """A size error (E303/E313) pointed at the input, with the smallest size that works
+    (found by compiling again at other sizes; see `netc.cause.explain_small_input`)."""
+    from netc.cause import explain_small_input
+
+    first = graph.inputs[0]
+
+    def compile_at(shape):
+        return _compile(spec, params, shape, net, limits=limits, explain=False).diagnostics
+
+    origin = elaborator.override_origin.get(first.name)
+    return explain_small_input(list(diags), compile_at, first, origin)
 
 
 def _check_size(graph: Graph, limits: dict[str, int], diags: Diagnostics) -> None:

@@ -6,12 +6,12 @@ Only `netc.source` is imported here, so any stage can depend on this module.
 """
 from __future__ import annotations
 
-import dataclasses
 import enum
 import json
+import re
 from dataclasses import dataclass
 
-from netc.source import SourceMap, Span, escape_controls
+from netc.source import SourceFile, SourceMap, Span, escape_controls
 
 
 class Severity(str, enum.Enum):
@@ -70,6 +70,21 @@ class Label:
 
 
 @dataclass(frozen=True)
+class Frame:
+    """One level of "in instantiation of": the instance a diagnostic sits in, the block with
+    its arguments, and where it was applied."""
+
+    instance: str  # `layer1.0` (empty for an unnamed application)
+    block: str  # `Bottleneck(planes=64, stride=1)`
+    span: Span | None  # the application site
+
+    def describe(self) -> str:
+        where = f"`{self.instance}`, " if self.instance else ""
+        site = f", applied at {self.span}" if self.span else ""
+        return f"in {where}an instance of `{self.block}`{site}"
+
+
+@dataclass(frozen=True)
 class Diagnostic:
     code: str
     message: str
@@ -78,6 +93,11 @@ class Diagnostic:
     labels: tuple[Label, ...] = ()
     notes: tuple[str, ...] = ()
     hint: str | None = None
+    # added for cause analysis and context (issue 10); all optional, JSON adds, never renames
+    label: str = ""  # the primary span's own words (`padding 1 shrinks 54 to 52`)
+    context: tuple[Frame, ...] = ()  # innermost first
+    cause: dict | None = None  # what cause analysis found (kind, node, argument, values)
+    count: int = 1  # how many instances (loop iterations, block uses) met this mistake
 
     @property
     def slug(self) -> str:
@@ -92,6 +112,10 @@ class Diagnostic:
             return ("", 0, 0)
         return (self.span.file, self.span.line, self.span.col)
 
+    def __str__(self) -> str:
+        """The rendered text, quoting the files from disk (a SourceMap is better when at hand)."""
+        return render_one(self, _DiskSources())
+
     def to_json(self) -> dict:
         span = self.span
         return {
@@ -105,11 +129,20 @@ class Diagnostic:
             "end_column": span.end_col if span else None,
             "message": self.message,
             "labels": [
-                {"file": l.span.file, "line": l.span.line, "column": l.span.col, "text": l.text}
+                {"file": l.span.file, "line": l.span.line, "column": l.span.col,
+                 "end_line": l.span.end_line, "end_column": l.span.end_col, "text": l.text,
+                 "primary": False}
                 for l in self.labels
             ],
             "notes": list(self.notes),
             "hint": self.hint,
+            "label": self.label,
+            "context": [{"instance": f.instance, "block": f.block,
+                         "file": f.span.file if f.span else None,
+                         "line": f.span.line if f.span else None,
+                         "column": f.span.col if f.span else None} for f in self.context],
+            "cause": self.cause,
+            "count": self.count,
         }
 
 
@@ -145,59 +178,164 @@ class WeightsMismatch(Exception):
     mis-shaped keys. Like a spec error (the CLI exits 1): the spec and the weights disagree."""
 
 
-# ---- rendering
+# ---- rendering (rustc's layout: one snippet per file with every label of the diagnostic,
+# `^` under the primary span and `-` under secondary ones, `= note:` / `= help:` lines)
 
 _STYLES = {"error": "\033[1;31m", "warning": "\033[1;33m", "bold": "\033[1m",
            "blue": "\033[1;34m", "reset": "\033[0m"}
+
+LONG_SPAN = 10  # a multi-line span longer than this shows its first and last lines
 
 
 def _paint(text: str, style: str, colour: bool) -> str:
     return f"{_STYLES[style]}{text}{_STYLES['reset']}" if colour else text
 
 
-def _snippet(span: Span, sources: SourceMap, colour: bool, label: str = "") -> list[str]:
-    line = escape_controls(sources.line_text(span))
-    if not line:  # nothing to quote (an override from the command line, an empty line)
-        return []
-    gutter = len(str(span.line))
-    width = span.end_col - span.col if span.end_line == span.line else len(line) - span.col + 1
-    width = max(1, min(width, max(1, len(line) - span.col + 1)))
-    marker = " " * (span.col - 1) + "^" * width + (f" {label}" if label else "")
+class _DiskSources(SourceMap):
+    """Sources read from disk on demand: what `str(diagnostic)` quotes without a SourceMap."""
+
+    def file_lines(self, path: str) -> list[str] | None:
+        if path not in self.files:
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    self.add(SourceFile(path, handle.read()))
+            except (OSError, UnicodeDecodeError, ValueError):
+                return None
+        return self.files[path].lines
+
+
+def _file_lines(sources: SourceMap, path: str) -> list[str] | None:
+    if isinstance(sources, _DiskSources):
+        return sources.file_lines(path)
+    source = sources.files.get(path)
+    return source.lines if source else None
+
+
+@dataclass
+class _Mark:
+    span: Span
+    text: str
+    primary: bool
+
+
+def _line_range(mark: _Mark, lines: list[str]) -> list[int]:
+    first, last = mark.span.line, max(mark.span.line, mark.span.end_line)
+    last = min(last, len(lines))
+    if last - first + 1 > LONG_SPAN:
+        return [*range(first, first + 4), *range(last - 2, last + 1)]
+    return list(range(first, last + 1))
+
+
+def _columns(mark: _Mark, number: int, line: str) -> tuple[int, int]:
+    """The 0-based [start, end) a mark underlines on line `number`."""
+    span = mark.span
+    multi = span.end_line > span.line
+    start = span.col - 1 if number == span.line else len(line) - len(line.lstrip())
+    if number == span.end_line and (multi or span.end_col > span.col):
+        end = span.end_col - 1
+    elif number == span.line and not multi:
+        end = span.col  # an empty span: one caret
+    else:
+        end = len(line)
+    start = max(0, min(start, len(line)))
+    end = max(start + 1, min(end, max(len(line), start + 1)))
+    return start, end
+
+
+def _snippet(marks: list[_Mark], lines: list[str], colour: bool, style: str,
+             gutter: int) -> list[str]:
+    shown: set[int] = set()
+    for mark in marks:
+        shown.update(n for n in _line_range(mark, lines) if 1 <= n <= len(lines))
     bar = _paint("|", "blue", colour)
-    return [
-        f" {' ' * (2 - gutter) if gutter < 2 else ''}{_paint(str(span.line), 'blue', colour)} {bar} {line}",
-        f" {' ' * max(gutter, 2)} {bar} {_paint(marker, 'error', colour)}",
-    ]
+    out = []
+    previous = None
+    if shown:  # a single unlabelled line between two labelled ones is shown, not elided
+        shown |= {n + 1 for n in shown if n + 2 in shown and n + 1 <= len(lines)}
+    for number in sorted(shown):
+        if previous is not None and number - previous > 1:
+            out.append(_paint("...", "blue", colour))
+        previous = number
+        text = escape_controls(lines[number - 1])
+        out.append(f"{_paint(str(number).rjust(gutter), 'blue', colour)} {bar} {text}")
+        here = [m for m in marks if m.span.line <= number <= max(m.span.line, m.span.end_line)]
+        if not here:
+            continue
+        row = [" "] * (max(_columns(m, number, text)[1] for m in here))
+        for mark in sorted(here, key=lambda m: m.primary):  # primary carets win overlaps
+            a, b = _columns(mark, number, text)
+            for i in range(a, b):
+                row[i] = "^" if mark.primary else "-"
+        # words go on the last line of their span; the rightmost on the marker row itself
+        worded = sorted((m for m in here if m.text and number == min(
+            max(m.span.line, m.span.end_line), len(lines))), key=lambda m: _columns(m, number, text)[0])
+        markers = "".join(row)
+        painted = re.sub(r"\^+|-+", lambda m: _paint(m.group(), style if m.group()[0] == "^"
+                                                   else "blue", True), markers) \
+            if colour else markers
+        tail = f" {escape_controls(worded[-1].text)}" if worded else ""
+        out.append(f"{' ' * gutter} {bar} {painted}{tail}".rstrip())
+        for mark in reversed(worded[:-1]):
+            col = _columns(mark, number, text)[0]
+            out.append(f"{' ' * gutter} {bar} {' ' * col}{escape_controls(mark.text)}".rstrip())
+    return out
 
 
 def render_one(d: Diagnostic, sources: SourceMap, colour: bool = False) -> str:
     """One diagnostic as text; spec text in it (names, strings, paths) has its control
     characters escaped, so that nothing a spec holds can drive the terminal."""
-    safe = dataclasses.replace(
-        d, message=escape_controls(d.message), notes=tuple(escape_controls(n) for n in d.notes),
-        hint=escape_controls(d.hint) if d.hint else d.hint,
-        labels=tuple(Label(l.span, escape_controls(l.text)) for l in d.labels))
-    return _render_one(safe, sources, colour)
+    where = f"{escape_controls(str(d.span))}: " if d.span else "netc: "
+    if d.span and d.span.file.startswith("-"):  # a value from the command line (`-D key`)
+        where = f"{escape_controls(d.span.file)}: "
+    style = d.severity.value
+    head = _paint(f"{d.severity.value}[{d.code}]", style, colour)
+    out = [f"{_paint(where, 'bold', colour)}{head}: {escape_controls(d.message)}"]
+    marks = ([_Mark(d.span, d.label, True)] if d.span else []) + \
+        [_Mark(l.span, l.text, False) for l in d.labels]
+    by_file: dict[str, list[_Mark]] = {}
+    for mark in marks:
+        by_file.setdefault(mark.span.file, []).append(mark)
+    unquoted = []
+    snippets = []
+    for index, (path, group) in enumerate(by_file.items()):
+        lines = _file_lines(sources, path)
+        if not lines or not any(1 <= m.span.line <= len(lines) and lines[m.span.line - 1].strip()
+                                for m in group):
+            unquoted += [m for m in group if not m.primary]
+            continue
+        snippets.append((index, path, group, lines))
+    numbers = [n for _, _, group, lines in snippets for m in group for n in _line_range(m, lines)]
+    gutter = max([len(str(n)) for n in numbers] or [1])
+    bar = _paint("|", "blue", colour)
+    for index, path, group, lines in snippets:
+        if index > 0 or not d.span:
+            first = min(group, key=lambda m: (m.span.line, m.span.col))
+            out.append(f"{' ' * gutter}{_paint('::: ', 'blue', colour)}"
+                       f"{escape_controls(str(first.span))}")
+        out.append(f"{' ' * gutter} {bar}")
+        out += _snippet(group, lines, colour, style, gutter)
+    pad = " " * gutter
+    eq = _paint("=", "blue", colour)
+    for mark in unquoted:
+        out.append(f"{pad} {eq} note: {escape_controls(mark.text)} ({escape_controls(str(mark.span))})")
+    for frame in d.context[:MAX_FRAMES]:
+        out.append(f"{pad} {eq} note: {escape_controls(frame.describe())}")
+    if len(d.context) > MAX_FRAMES:
+        out.append(f"{pad} {eq} note: ... and {len(d.context) - MAX_FRAMES} enclosing instances")
+    if d.count > 1:
+        out.append(f"{pad} {eq} note: the same mistake is met {d.count} times (every loop "
+                   f"iteration or block use); reported once")
+    out += [f"{pad} {eq} note: {escape_controls(note)}" for note in d.notes]
+    if d.hint:
+        out.append(f"{pad} {eq} {_paint('help', 'bold', colour)}: {escape_controls(d.hint)}")
+    return "\n".join(out)
 
+
+MAX_FRAMES = 4
 
 # A text report shows at most this many warnings of one code (20,000 unused blocks are one
 # problem); JSON keeps every one.
 MAX_WARNINGS_SHOWN = 100
-
-
-def _render_one(d: Diagnostic, sources: SourceMap, colour: bool = False) -> str:
-    where = f"{escape_controls(str(d.span))}: " if d.span else "netc: "
-    head = _paint(f"{d.severity.value}[{d.code}]", d.severity.value, colour)
-    lines = [f"{_paint(where, 'bold', colour)}{head}: {d.message}"]
-    if d.span:
-        lines += _snippet(d.span, sources, colour)
-    for label in d.labels:
-        lines.append(f"  note: {label.text} at {escape_controls(str(label.span))}")
-        lines += _snippet(label.span, sources, colour)
-    lines += [f"  note: {note}" for note in d.notes]
-    if d.hint:
-        lines.append(f"  hint: {d.hint}")
-    return "\n".join(lines)
 
 
 def render_text(diagnostics: list[Diagnostic], sources: SourceMap, colour: bool = False) -> str:
@@ -215,6 +353,16 @@ def render_text(diagnostics: list[Diagnostic], sources: SourceMap, colour: bool 
             out.append(f"netc: {count - MAX_WARNINGS_SHOWN:,} more warning[{code}] "
                        f"({CODES.get(code, 'unknown')}) not shown; --format json lists all")
     return "\n".join(out)
+
+
+def render_totals(errors: int, warnings: int, colour: bool = False) -> str:
+    """The closing line: `2 errors, 1 warning emitted`."""
+    parts = []
+    if errors:
+        parts.append(_paint(f"{errors} error{'s' if errors != 1 else ''}", "error", colour))
+    if warnings:
+        parts.append(_paint(f"{warnings} warning{'s' if warnings != 1 else ''}", "warning", colour))
+    return ", ".join(parts) + " emitted" if parts else ""
 
 
 def render_json(diagnostics: list[Diagnostic]) -> str:

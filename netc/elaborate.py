@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from netc import ast
-from netc.diagnostics import Diagnostics, Label
+from netc import ast, cause
+from netc.diagnostics import Diagnostics, Frame, Label
 from netc.infer import bind_op_args, infer_node, operand_shapes
 from netc.ir import Graph, InputSpec, Node, Region
 from netc.loader import LoadedModule, Program
@@ -118,6 +118,9 @@ class OpStage:
     kwargs: dict
     span: Span
     defaults: dict  # the `defaults` of the file where the call was written
+    # the call as written and the offset of its op arguments among `call.args` (for
+    # diagnostics that show an argument's expression with its values); never compared
+    call: Any = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -205,7 +208,6 @@ class Elaborator:
         self._defaults_cache: dict[int, dict] = {}
         self.input_overrides: dict[str, Any] = {}
         self.used_blocks: set[tuple] = set()
-        self.reported: set[tuple] = set()
         self.module_parents: set[str] = set()
         self.warned: set[Span] = set()
         self.steps = 0  # work done so far, against limits["steps"]
@@ -214,6 +216,13 @@ class Elaborator:
         self._declarations = 0  # labelled stages written so far (see _declaration_order)
         self._register_at: float | None = None  # the declared place of the layer being applied
         self.budget_reported = False  # per stem: the next suffix to try
+        # diagnostics context (issue 10): the block applications being elaborated (outermost
+        # first), each name's last assignment per scope, and where overrides came from
+        self.frames: list[tuple] = []
+        self.assignments: dict[int, dict[str, ast.Assign]] = {}
+        self.override_origin: dict[str, Any] = {}
+        self.reported_at: dict[tuple, int] = {}
+        self.errors_met = 0
 
     # ---- entry point
 
@@ -250,8 +259,9 @@ class Elaborator:
         except BudgetExceeded as error:  # the work budget ran out: one error, nothing after
             self._report(error)
             return self.graph
-        self._warn_unused_tensors(env)
-        self._warn_unused_blocks(root)
+        if not self.diags.has_errors:  # after an error, "unused" often means "its use failed"
+            self._warn_unused_tensors(env)
+            self._warn_unused_blocks(root)
         if not self.graph.outputs and not self.diags.has_errors:
             self.diags.error("E208", f"net `{defn.name}` has no `out` statement", defn.span,
                              hint="end the net with `out <tensor>`")
@@ -270,7 +280,9 @@ class Elaborator:
         for block in root.ast.blocks:
             if (root.path, block.name) not in self.used_blocks:
                 what = "function" if block.kind == "def" else "block"
-                self.diags.warning("W202", f"{what} `{block.name}` is never used", block.span)
+                head = Span(block.span.file, block.span.line, block.span.col, block.span.line,
+                            block.span.col + len(f"{block.kind} {block.name}"))  # the header only
+                self.diags.warning("W202", f"{what} `{block.name}` is never used", head)
 
     def _owner_path(self, defn, module: LoadedModule):
         owner = module.owner.get(defn.name, module)
@@ -317,8 +329,9 @@ class Elaborator:
         unknown = [k for k in overrides if k not in {p.name for p in defn.params} | input_names]
         for key in unknown:
             close = suggest(key, [p.name for p in defn.params] + sorted(input_names))
+            origin = self.override_origin.get(key)  # the `-D key` itself, when it was one
             self.diags.error("E204", f"`{key}` is not a parameter or input of net `{defn.name}`",
-                             None, hint=f"did you mean `{close}`?" if close else
+                             origin if isinstance(origin, Span) else None, hint=f"did you mean `{close}`?" if close else
                              "parameters: " + ", ".join(p.name for p in defn.params))
         if unknown:
             return None, {}
@@ -338,6 +351,7 @@ class Elaborator:
         `-D block=BasicBlock` names a block); `<input>` means the first input."""
         result = {}
         for key, value in overrides.items():
+            first_key = key
             if key == "<input>":
                 first = next((s.name for s in defn.body if isinstance(s, ast.InputDecl)), None)
                 if first is None:
@@ -345,6 +359,8 @@ class Elaborator:
                                      defn.span)
                     return None
                 key = first
+            self.override_origin[key] = "--input" if key != first_key else (
+                value.span if isinstance(value, ast.Expr) else None)
             if isinstance(value, ast.Expr):
                 try:
                     value = self.eval(value, Env(root))
@@ -369,12 +385,33 @@ class Elaborator:
             if self.budget_reported:  # one report of the budget, however often it is met
                 return
             self.budget_reported = True
-        key = (error.code, error.span, error.message)
-        if key in self.reported:  # the same mistake met again (a loop, a repeated block)
+        self.errors_met += 1
+        key = (error.code, error.span) if error.span else (error.code, error.message)
+        found = getattr(error, "extra", {}).get("cause") or {}
+        if found.get("node"):  # two symptoms of one cause (a sum and a cat of the same maps)
+            key = ("cause", found.get("kind"), found["node"])
+        if key in self.reported_at:  # the same mistake met again (a loop, a repeated block)
+            self._count_again(self.reported_at[key])
             return
-        self.reported.add(key)
+        self.reported_at[key] = len(self.diags)
+        extra = getattr(error, "extra", {})
         self.diags.error(error.code, error.message, error.span, hint=error.hint,
-                         notes=error.notes, labels=error.labels)
+                         notes=error.notes, labels=error.labels,
+                         context=self._context(), **extra)
+
+    def _context(self) -> tuple[Frame, ...]:
+        """The block applications a diagnostic sits in, innermost first."""
+        return tuple(Frame(".".join(prefix), cause.describe_call(name, bound), span)
+                     for prefix, name, bound, span in reversed(self.frames))
+
+    def _count_again(self, index: int) -> None:
+        """One diagnostic per mistake: a mistake met in every loop iteration or block use is
+        reported once, with the number of times it was met."""
+        import dataclasses
+
+        if index < len(self.diags):
+            d = self.diags[index]
+            self.diags[index] = dataclasses.replace(d, count=d.count + 1)
 
     def _run_body(self, body, env: Env, is_net: bool = False) -> None:
         """Run statements, reporting each failure and poisoning what it would have bound.
@@ -391,6 +428,7 @@ class Elaborator:
                     env.values["<out>"] = UNKNOWN  # it may rely on the broken assumption
                     return
             except RecursionError:
+                self.errors_met += 1
                 self.diags.error("E211", "this statement nests too deeply to evaluate", stmt.span,
                                  hint="split it with intermediate names")
                 self._poison(stmt, env)
@@ -435,6 +473,7 @@ class Elaborator:
                 raise EvalError("E209", f"`{word}` is a reserved word and cannot be a name",
                                 stmt.span, hint="choose another name")
         if isinstance(stmt, ast.Assign):
+            self.assignments.setdefault(id(env.values), {})[stmt.name] = stmt
             value = self.eval(stmt.value, env)
             if isinstance(value, NamedStage) and isinstance(value.inner, OpStage):
                 # `post = norm1: layer_norm`: the layer is registered here, where it is written
@@ -814,7 +853,7 @@ class Elaborator:
     def eval_Pipe(self, expr: ast.Pipe, env: Env, name: str | None = None):
         left = self.eval(expr.left, env)
         right = self.eval(expr.right, env)
-        if left is UNKNOWN or right is UNKNOWN:
+        if _poisoned(left) or _poisoned(right):
             return UNKNOWN
         if isinstance(left, Tensor):
             return self._apply(self._as_stage(right, expr.right.span), left, env, name)
@@ -844,7 +883,7 @@ class Elaborator:
             if kw.name in kwargs:
                 raise EvalError("E306", f"`{kw.name}` is given twice", kw.span)
             kwargs[kw.name] = self.eval(kw.value, env)
-        if any(a is UNKNOWN for a in args) or any(v is UNKNOWN for v in kwargs.values()):
+        if any(_poisoned(a) for a in args) or any(v is UNKNOWN for v in kwargs.values()):
             return UNKNOWN
         if isinstance(func, Builtin):
             return self._builtin(func.name, args, kwargs, expr)
@@ -855,7 +894,8 @@ class Elaborator:
         if isinstance(func, OpStage):
             inputs, rest = _leading_tensors(args, func.op.variadic)
             rest, kwargs = func.args + rest, {**func.kwargs, **kwargs}
-            stage = OpStage(func.op, rest, kwargs, expr.span, func.defaults)
+            stage = OpStage(func.op, rest, kwargs, expr.span, func.defaults,
+                            call=(expr, len(inputs) - len(func.args)))
             if inputs or func.op.arity == 0:  # `param([1, 1, D])` makes its tensor at once
                 return self._apply_op(stage, inputs, env, name,
                                       operand_exprs=list(zip(expr.args, inputs)))
@@ -1020,10 +1060,16 @@ class Elaborator:
         prefix = (*env.prefix, name) if name else env.prefix
         start = self.graph.last_order
         local = Env(block.module, {"in": x}, prefix, env.depth + 1)
-        local.values.update(self._bind_params(block.defn, stage.args, stage.kwargs, local,
-                                              stage.span))
-        self._run_body(block.defn.body, local)
-        if "<out>" in local.values:
+        bound = self._bind_params(block.defn, stage.args, stage.kwargs, local, stage.span)
+        local.values.update(bound)
+        errors_before = self._error_count()
+        # the context of diagnostics in the body, made into a Frame only when one is reported
+        self.frames.append((prefix, block.defn.name, bound, stage.span))
+        try:
+            self._run_body(block.defn.body, local)
+        finally:
+            self.frames.pop()
+        if "<out>" in local.values and self._error_count() == errors_before:
             self._warn_unused_tensors(local)
         if "<out>" not in local.values:
             raise EvalError("E208", f"block `{block.defn.name}` has no `out` statement",
@@ -1036,6 +1082,10 @@ class Elaborator:
             self._record_region(prefix, "block", block.defn.name, x, out, start, stage.span,
                                 block.defn.doc or "")
         return out
+
+    def _error_count(self) -> int:
+        """Errors met so far (reported or counted again), O(1)."""
+        return self.errors_met
 
     def _bind_params(self, defn: ast.BlockDef, args: tuple, kwargs: dict, env: Env, span: Span,
                      overrides: dict | None = None) -> dict:
@@ -1120,7 +1170,11 @@ class Elaborator:
         if stage.op.name == "cat":
             inputs = self._expand_params(inputs, stage.span, env)
         defaults = stage.defaults.get(stage.op.name, {})
-        args = bind_op_args(stage.op, stage.args, stage.kwargs, defaults, stage.span, EvalError)
+        try:
+            args = bind_op_args(stage.op, stage.args, stage.kwargs, defaults, stage.span,
+                                EvalError)
+        except EvalError as error:
+            raise self._argument_error(error, stage, env) from None
         result = self._add_node(stage.op, args, inputs, stage.span, env, name,
                                 operand_exprs=operand_exprs, hint_id=hint_id)
         if isinstance(result, Tensor) and isinstance(result.shape, Multi):
@@ -1203,8 +1257,8 @@ class Elaborator:
         except ShapeError as error:
             labels = tuple(self._operand_labels(operand_exprs, inputs))
             if not self.permissive:
-                raise EvalError(error.code, error.message, span, hint=error.hint,
-                                notes=error.notes, labels=labels)
+                raise self._shape_error(error, op, args, inputs, span, labels, operand_exprs,
+                                        env) from None
             self._report(EvalError(error.code, error.message, span))
             node.shape = _guess_shape(op, args, [t.shape for t in inputs])
         self.graph.add(node)
@@ -1235,6 +1289,72 @@ class Elaborator:
                 return False
             node_id = node.inputs[0]
         return False
+
+    def _shape_error(self, error: ShapeError, op: OpSpec, args: dict, inputs: list, span: Span,
+                     labels: tuple, operand_exprs, env: Env) -> EvalError:
+        """A shape rule's objection as a diagnostic, pointed at its cause when cause analysis
+        finds one (the layer and argument where the operands' derivations part)."""
+        def evaluate(expr):  # again, for the values a diagnostic shows: never a layer
+            if not cause.is_pure(expr):
+                return UNKNOWN
+            try:
+                return self.eval(expr, env)
+            except EvalError:
+                return UNKNOWN
+
+        found = cause.explain_conflict(
+            self.graph, op, args, [t.node for t in inputs], error, span, labels,
+            self.program.sources, operand_exprs=operand_exprs,
+            block_out=lambda expr: self._applied_block_out(expr, env), evaluate=evaluate,
+            assigned=self.assignments.get(id(env.values), {}), unknown=UNKNOWN)
+        result = EvalError(error.code, error.message, found.span, hint=found.hint,
+                           notes=error.notes + found.notes, labels=found.labels)
+        result.extra = {"label": found.label, "cause": found.cause}
+        return result
+
+    def _applied_block_out(self, expr, env: Env):
+        """The `out` statement of the block an operand expression applies (`in >> Shortcut(...)`),
+        for a shortcut that came back unchanged."""
+        call = expr.right if isinstance(expr, ast.Pipe) else expr
+        call = call.inner if isinstance(call, ast.Named) else call
+        func = call.func if isinstance(call, ast.Call) else call
+        if isinstance(func, ast.Ref) and func.name in env.module.blocks:
+            defn = env.module.blocks[func.name]
+            args = []
+            for arg in (call.args if isinstance(call, ast.Call) else ()):
+                try:
+                    args.append(self.eval(arg, env) if cause.is_pure(arg) else UNKNOWN)
+                except EvalError:
+                    pass
+            return next((s for s in defn.body if isinstance(s, ast.Out)), None), defn.name, args
+        return None
+
+    def _argument_error(self, error: EvalError, stage: OpStage, env: Env) -> EvalError:
+        """A bad op argument, with the expression that computed it and its values
+        (`in.c // reduction = 10 // 16 = 0`), and the command line when a `-D` set it."""
+        def evaluate(expr):  # again, for the values a diagnostic shows: never a layer
+            if not cause.is_pure(expr):
+                return UNKNOWN
+            try:
+                return self.eval(expr, env)
+            except EvalError:
+                return UNKNOWN
+
+        try:
+            found = cause.explain_argument(
+                error, stage.op, stage.call, evaluate,
+                assigned=self.assignments.get(id(env.values), {}),
+                origins=self.override_origin if env.depth == 0 else {}, unknown=UNKNOWN)
+        except BudgetExceeded:
+            raise
+        except Exception:  # analysis is a bonus: it must never hide the error itself
+            found = None
+        if found is None:
+            return error
+        result = EvalError(error.code, error.message, found.span, hint=found.hint,
+                           notes=error.notes + found.notes, labels=error.labels + found.labels)
+        result.extra = {"label": found.label, "cause": found.cause}
+        return result
 
     def _operand_labels(self, operand_exprs, inputs):
         if not operand_exprs:
@@ -1279,6 +1399,12 @@ def _python_to_netc(value):
     if isinstance(value, (tuple, list)):
         return [_python_to_netc(v) for v in value]
     return value
+
+
+def _poisoned(value) -> bool:
+    """UNKNOWN, or a list holding it (a dense block's features after one layer failed):
+    anything computed from it is poisoned silently, not reported again."""
+    return value is UNKNOWN or (isinstance(value, list) and any(v is UNKNOWN for v in value))
 
 
 def _silent_poison() -> EvalError:
