@@ -207,11 +207,15 @@ class _Loader:
         if not _is_file(target):
             self.diags.error("E205", f"cannot find `{imp.path}`", imp.span,
                              notes=(f"looked for {display_path(target)}, then along the library "
-                                    f"path ({len(candidates) - 1} more places)",),
+                                    f"path ({_places(len(candidates) - 1)})",),
                              hint="import paths are relative to the importing file, then to "
                                   "the directories of NETC_PATH / --lib and netc's own specs")
             return None
         return self.load(target, imp.span, chain)
+
+
+def _places(count: int) -> str:
+    return f"{count} more place" + ("" if count == 1 else "s")
 
 
 def _is_file(path: Path) -> bool:
