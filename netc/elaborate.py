@@ -822,7 +822,7 @@ class Elaborator:
         text = self._interpolate(expr.label, env)
         if text is UNKNOWN:
             return UNKNOWN
-        if not LABEL_RE.fullmatch(text):
+        if not LABEL_RE.fullmatch(text) or not text.isprintable():  # no bidi overrides
             raise EvalError("E209", f"`{text}` cannot be a submodule name", expr.label_span,
                             hint="a name has no spaces, quotes, backslashes or braces, "
                                  "and dots separate levels")

@@ -74,6 +74,8 @@ def mutate(text: str, kind: str, position: int, number: int) -> str:
         return text[:start] + text[s2:e2] + text[end:s2] + token + text[e2:]
     if kind == "number":
         numbers = [(m.start(), m.end()) for m in re.finditer(r"\b\d+\b", text)]
+        if not numbers:  # a spec without a number (an alias like alexnet.net)
+            return text
         s, e = numbers[position % len(numbers)]
         return text[:s] + str(number) + text[e:]
     if kind == "truncate":

@@ -81,7 +81,7 @@ def test_depth_collapses_blocks_so_resnet152_stays_readable():
     blocks = build_picture(graph, depth=2)
     assert len(full.boxes) > 500
     names = [b.lines[0] for b in stages.boxes.values()]
-    assert names == ["image", "conv1", "bn1", "relu", "maxpool 3x3/2", "layer1", "layer2",
+    assert names == ["image", "conv1", "bn1", "relu", "maxpool 3x3/2 p1", "layer1", "layer2",
                      "layer3", "layer4", "gap", "flatten", "fc", "output"]
     assert len(stages.edges) == 12
     assert len(blocks.boxes) == 5 + (3 + 8 + 36 + 3) + 3 + 1  # stem, blocks, head, output
