@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from netc.ir import Graph, Node
-from netc.ops import OPS, Cost, conv_padding
+from netc.ops import OPS, REORDERING_OPS, Cost, conv_padding
 from netc.shapes import Multi, ShapeError, pair
 
 FLOAT_BYTES = 4
@@ -193,10 +193,6 @@ def _merge(ins: list, how: str):
     for f in finite[1:]:
         result = (result[0].union(f[0]), result[1].union(f[1]))
     return result
-
-
-# ops after which the [C, H, W] reading of a shape no longer holds
-REORDERING_OPS = {"permute", "transpose", "unflatten", "matmul", "mha", "batch_expand", "select"}
 
 
 def _field_rule(node: Node, ins: list, in_shapes: list, how: str):

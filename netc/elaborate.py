@@ -22,7 +22,7 @@ from netc.diagnostics import Diagnostics, Frame, Label
 from netc.infer import bind_op_args, infer_node, operand_shapes
 from netc.ir import Graph, InputSpec, Node, Region
 from netc.loader import LoadedModule, Program
-from netc.ops import OpSpec, lookup, suggest, OPS, INTERNAL_OPS
+from netc.ops import OpSpec, lookup, suggest, OPS, INTERNAL_OPS, REORDERING_OPS
 from netc.parser import parse_expression
 from netc.shapes import Multi, ShapeError, format_shape
 from netc.source import Span
@@ -1283,7 +1283,7 @@ class Elaborator:
         the input, so that a rank-3 shape is no longer [C, H, W]."""
         for _ in range(64):  # a few elementwise steps back; far enough for any real net
             node = self.graph.node(node_id)
-            if node.op in ("permute", "transpose", "unflatten", "mha", "matmul"):
+            if node.op in REORDERING_OPS:
                 return True
             if not node.inputs or node.op in ("conv", "maxpool", "avgpool", "input"):
                 return False
@@ -1294,14 +1294,7 @@ class Elaborator:
                      labels: tuple, operand_exprs, env: Env) -> EvalError:
         """A shape rule's objection as a diagnostic, pointed at its cause when cause analysis
         finds one (the layer and argument where the operands' derivations part)."""
-        def evaluate(expr):  # again, for the values a diagnostic shows: never a layer
-            if not cause.is_pure(expr):
-                return UNKNOWN
-            try:
-                return self.eval(expr, env)
-            except EvalError:
-                return UNKNOWN
-
+        evaluate = lambda expr: self._pure_value(expr, env)  # noqa: E731
         found = cause.explain_conflict(
             self.graph, op, args, [t.node for t in inputs], error, span, labels,
             self.program.sources, operand_exprs=operand_exprs,
@@ -1312,6 +1305,16 @@ class Elaborator:
         result.extra = {"label": found.label, "cause": found.cause}
         return result
 
+    def _pure_value(self, expr, env: Env):
+        """An expression evaluated again for the values a diagnostic shows: only a pure one
+        (numbers, names, shape queries, arithmetic), so this never creates a layer."""
+        if not cause.is_pure(expr):
+            return UNKNOWN
+        try:
+            return self.eval(expr, env)
+        except EvalError:
+            return UNKNOWN
+
     def _applied_block_out(self, expr, env: Env):
         """The `out` statement of the block an operand expression applies (`in >> Shortcut(...)`),
         for a shortcut that came back unchanged."""
@@ -1320,26 +1323,15 @@ class Elaborator:
         func = call.func if isinstance(call, ast.Call) else call
         if isinstance(func, ast.Ref) and func.name in env.module.blocks:
             defn = env.module.blocks[func.name]
-            args = []
-            for arg in (call.args if isinstance(call, ast.Call) else ()):
-                try:
-                    args.append(self.eval(arg, env) if cause.is_pure(arg) else UNKNOWN)
-                except EvalError:
-                    pass
+            args = [self._pure_value(arg, env)
+                    for arg in (call.args if isinstance(call, ast.Call) else ())]
             return next((s for s in defn.body if isinstance(s, ast.Out)), None), defn.name, args
         return None
 
     def _argument_error(self, error: EvalError, stage: OpStage, env: Env) -> EvalError:
         """A bad op argument, with the expression that computed it and its values
         (`in.c // reduction = 10 // 16 = 0`), and the command line when a `-D` set it."""
-        def evaluate(expr):  # again, for the values a diagnostic shows: never a layer
-            if not cause.is_pure(expr):
-                return UNKNOWN
-            try:
-                return self.eval(expr, env)
-            except EvalError:
-                return UNKNOWN
-
+        evaluate = lambda expr: self._pure_value(expr, env)  # noqa: E731
         try:
             found = cause.explain_argument(
                 error, stage.op, stage.call, evaluate,

@@ -1016,6 +1016,8 @@ register(OpSpec(
 
 
 INTERNAL_OPS = {"getitem", "batch_expand"}
+# ops after which a rank-3 shape is no longer read as [C, H, W] (tokens, channels-last maps)
+REORDERING_OPS = {"permute", "transpose", "unflatten", "matmul", "mha", "batch_expand", "select"}
 
 
 def lookup(name: str) -> OpSpec | None:
