@@ -17,13 +17,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from netc import ast, cause
+from netc import ast
 from netc.diagnostics import Diagnostics, Frame, Label
 from netc.infer import bind_op_args, infer_node, operand_shapes
 from netc.ir import Graph, InputSpec, Node, Region
 from netc.loader import LoadedModule, Program
 from netc.ops import OpSpec, lookup, suggest, OPS, INTERNAL_OPS, REORDERING_OPS
-from netc.parser import parse_expression
+from netc.parser import interpolations, parse_expression
 from netc.shapes import Multi, ShapeError, format_shape
 from netc.source import Span
 
@@ -401,6 +401,8 @@ class Elaborator:
 
     def _context(self) -> tuple[Frame, ...]:
         """The block applications a diagnostic sits in, innermost first."""
+        from netc import cause  # (only when there is something to explain)
+
         return tuple(Frame(".".join(prefix), cause.describe_call(name, bound), span)
                      for prefix, name, bound, span in reversed(self.frames))
 
@@ -831,10 +833,8 @@ class Elaborator:
     def _interpolate(self, string: ast.String, env: Env):
         """`"layer{i+1}"`: each `{...}` is a netc expression (parsed, never eval'd)."""
         parts, text, pos = [], string.value, 0
-        for match in re.finditer(r"\{([^{}]*)\}", text):
+        for match, span in interpolations(string):
             parts.append(text[pos:match.start()])
-            span = Span(string.span.file, string.span.line, string.span.col + 1 + match.start(1),
-                        string.span.line, string.span.col + 1 + match.end(1))
             inner = parse_expression(match.group(1), span, self.diags)
             if inner is None:
                 return UNKNOWN
@@ -1294,6 +1294,8 @@ class Elaborator:
                      labels: tuple, operand_exprs, env: Env) -> EvalError:
         """A shape rule's objection as a diagnostic, pointed at its cause when cause analysis
         finds one (the layer and argument where the operands' derivations part)."""
+        from netc import cause  # (only when there is something to explain)
+
         evaluate = lambda expr: self._pure_value(expr, env)  # noqa: E731
         found = cause.explain_conflict(
             self.graph, op, args, [t.node for t in inputs], error, span, labels,
@@ -1308,6 +1310,8 @@ class Elaborator:
     def _pure_value(self, expr, env: Env):
         """An expression evaluated again for the values a diagnostic shows: only a pure one
         (numbers, names, shape queries, arithmetic), so this never creates a layer."""
+        from netc import cause  # (only when there is something to explain)
+
         if not cause.is_pure(expr):
             return UNKNOWN
         try:
@@ -1331,6 +1335,8 @@ class Elaborator:
     def _argument_error(self, error: EvalError, stage: OpStage, env: Env) -> EvalError:
         """A bad op argument, with the expression that computed it and its values
         (`in.c // reduction = 10 // 16 = 0`), and the command line when a `-D` set it."""
+        from netc import cause  # (only when there is something to explain)
+
         evaluate = lambda expr: self._pure_value(expr, env)  # noqa: E731
         try:
             found = cause.explain_argument(

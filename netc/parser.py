@@ -1,26 +1,25 @@
 """parse: spec text -> `ast.Module`, or syntax diagnostics that say what was expected in words.
 
 The grammar lives in `grammar/netc.lark` (the single source of truth for the syntax); it is
-loaded once, with LALR and positions on every node.
+loaded once, with LALR and positions on every node. Lark is imported only when a file is
+really parsed: an unchanged file's parse comes from `netc.parse_cache`.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
 import hashlib
-import importlib.resources
-import os
 import re
 from pathlib import Path
 
-import lark
-from lark import Lark, Token
-from lark.exceptions import (UnexpectedCharacters, UnexpectedEOF, UnexpectedInput,
-                             UnexpectedToken, VisitError)
-
-from netc import ast
+from netc import ast, parse_cache
 from netc.diagnostics import Diagnostics
 from netc.source import SourceFile, Span
+
+TYPE_CHECKING = False  # (importing typing for it costs 6 ms of start-up)
+if TYPE_CHECKING:
+    from lark import Lark, Token
+    from lark.exceptions import UnexpectedInput
 
 _OPENING = {"(": ")", "[": "]", "{": "}"}
 _CLOSING = {v: k for k, v in _OPENING.items()}
@@ -38,30 +37,30 @@ _TERMINAL_WORDS = {
 }
 
 
+@functools.cache
 def grammar_path() -> Path:
     """The grammar file: packaged inside `netc/` in a wheel, at the repo root when editable."""
-    packaged = importlib.resources.files("netc") / "grammar" / "netc.lark"
-    if packaged.is_file():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "grammar" / "netc.lark"
+    here = Path(__file__).resolve().parent
+    packaged = here / "grammar" / "netc.lark"
+    return packaged if packaged.is_file() else here.parent / "grammar" / "netc.lark"
 
 
 def _cache_file(grammar: str) -> str | bool:
-    """Where Lark may keep the built parser tables (saves ~80 ms per run): a per-user cache
-    directory, never a shared temp dir (the cache is a pickle). False if there is none."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "netc"
-    try:
-        base.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return False
-    if not os.access(base, os.W_OK):
+    """Where Lark may keep the built parser tables (saves ~80 ms per run): netc's per-user
+    cache directory, never a shared temp dir (the cache is a pickle). False if there is none."""
+    import lark
+
+    directory = parse_cache.cache_dir()
+    if directory is None:
         return False
     digest = hashlib.sha256(grammar.encode()).hexdigest()[:16]
-    return str(base / f"grammar-{digest}-lark{lark.__version__}.cache")
+    return str(directory / f"grammar-{digest}-lark{lark.__version__}.cache")
 
 
 @functools.cache
 def lark_parser() -> Lark:
+    from lark import Lark
+
     grammar = grammar_path().read_text(encoding="utf-8")
     return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True,
                 cache=_cache_file(grammar), start=["start", "expr"])
@@ -92,9 +91,25 @@ def parse_source(source: SourceFile, diags: Diagnostics) -> ast.Module | None:
                             f"text", _token_span(source, line, col),
                     hint="a spec is plain text: remove it (comments and strings too)")
         return None
+    cached = parse_cache.load(source)
+    if cached is not None:
+        module, expressions = cached
+        _EXPRESSIONS.update(expressions)
+        return module
+    module = _parse(source, diags)
+    if module is not None:
+        parse_cache.store(source, module, _parse_interpolations(module))
+    return module
+
+
+def _parse(source: SourceFile, diags: Diagnostics) -> ast.Module | None:
+    from lark.exceptions import UnexpectedInput, VisitError
+
+    from netc.ast_builder import ToAst
+
     try:
         tree = lark_parser().parse(source.text, start="start")
-        items = _flatten(ast.ToAst(source.path).transform(tree))
+        items = _flatten(ToAst(source.path).transform(tree))
     except UnexpectedInput as error:
         _syntax_diagnostic(error, source, diags)
         return None
@@ -107,13 +122,57 @@ def parse_source(source: SourceFile, diags: Diagnostics) -> ast.Module | None:
     return _module_from_items(source, items)
 
 
+# Expressions already parsed, by (text, span): those of a cached file's string labels come
+# back with its module, so that elaborating it does not need Lark either.
+_EXPRESSIONS: dict[tuple[str, Span], ast.Expr] = {}
+
+_INTERPOLATION = re.compile(r"\{([^{}]*)\}")
+
+
+def interpolations(string: ast.String) -> list[tuple[re.Match, Span]]:
+    """Each `{...}` of a string label (`"layer{i+1}"`), with the span of the expression."""
+    span = string.span
+    return [(match, Span(span.file, span.line, span.col + 1 + match.start(1),
+                         span.line, span.col + 1 + match.end(1)))
+            for match in _INTERPOLATION.finditer(string.value)]
+
+
+def _parse_interpolations(module: ast.Module) -> dict[tuple[str, Span], ast.Expr]:
+    """Every string label's expressions, parsed now so that the cache can keep them."""
+    parsed = {}
+    for string in _strings(module):
+        for match, span in interpolations(string):
+            expr = parse_expression(match.group(1), span, Diagnostics())
+            if expr is not None:
+                parsed[(match.group(1), span)] = expr
+    return parsed
+
+
+def _strings(node):
+    if isinstance(node, ast.String):
+        yield node
+    elif isinstance(node, tuple):
+        for item in node:
+            yield from _strings(item)
+    elif dataclasses.is_dataclass(node) and not isinstance(node, Span):
+        for field in dataclasses.fields(node):
+            yield from _strings(getattr(node, field.name))
+
+
 def parse_expression(text: str, span: Span, diags: Diagnostics) -> ast.Expr | None:
     """An expression inside a string label (`"layer{i+1}"`), positioned at `span`."""
+    if (text, span) in _EXPRESSIONS:
+        return _EXPRESSIONS[(text, span)]
+    from lark.exceptions import UnexpectedInput, VisitError
+
+    from netc.ast_builder import ToAst
+
     inner = SourceFile(span.file, text)
     try:
         tree = lark_parser().parse(text, start="expr")
-        expr = ast.ToAst(span.file).transform(tree)
-        return _shift(expr, span.line - 1, span.col - 1)
+        expr = _shift(ToAst(span.file).transform(tree), span.line - 1, span.col - 1)
+        _EXPRESSIONS[(text, span)] = expr
+        return expr
     except UnexpectedInput as error:
         diag = _syntax_diagnostic(error, inner, Diagnostics())
         diags.error(diag.code, f"cannot read `{text}`: {diag.message}", span)
@@ -256,6 +315,8 @@ def _context_phrase(previous: Token | None) -> str:
 
 
 def _syntax_diagnostic(error: UnexpectedInput, source: SourceFile, diags: Diagnostics):
+    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+
     if isinstance(error, UnexpectedCharacters):
         char = source.text[error.pos_in_stream] if error.pos_in_stream < len(source.text) else "?"
         if char == '"':
