@@ -9,15 +9,20 @@ ratios to `import torch`. The goals (issue 11): `netc check specs/resnet152.net`
 `import torch`, `netc --help` <= 0.15 s.
 
 Python's bytecode cache is allowed (PYTHONDONTWRITEBYTECODE is dropped from the children's
-environment), as in an installed netc; a warm-up round writes it.
+environment), as in an installed netc; a warm-up round writes it, and netc's parse cache
+(`netc/parse_cache.py`, in a temporary XDG_CACHE_HOME). The "no parse cache" row checks
+with that cache emptied before every run (Lark's table cache kept): the first check after
+every file of the net was edited.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,7 +36,10 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
     return q1, median, q3
 
 
-def run_once(command: list[str], env: dict[str, str]) -> float:
+def run_once(command: list[str], env: dict[str, str], forget_parses: bool = False) -> float:
+    if forget_parses:  # (before the clock starts)
+        for entry in (Path(env["XDG_CACHE_HOME"]) / "netc").glob("ast-*"):
+            entry.unlink()
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, env=env, cwd=ROOT)
     return time.perf_counter() - start
@@ -43,6 +51,15 @@ def main() -> None:
     args = parser.parse_args()
     env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    cache = tempfile.mkdtemp(prefix="netc-bench-cache-")
+    env["XDG_CACHE_HOME"] = cache
+    try:
+        measure(args.repeat, env)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def measure(repeat: int, env: dict[str, str]) -> None:
     specs = sorted(str(p) for p in (ROOT / "specs").glob("*.net"))
     netc = [sys.executable, "-m", "netc"]
     rows = [
@@ -51,17 +68,18 @@ def main() -> None:
         ("netc --help", [*netc, "--help"]),
         ("netc check specs/resnet50.net", [*netc, "check", "-q", "specs/resnet50.net"]),
         ("netc check specs/resnet152.net", [*netc, "check", "-q", "specs/resnet152.net"]),
+        ("  the same, no parse cache", [*netc, "check", "-q", "specs/resnet152.net"]),
         ("netc summary specs/resnet152.net", [*netc, "summary", "specs/resnet152.net"]),
         (f"netc check specs/*.net ({len(specs)} specs)", [*netc, "check", "-q", *specs]),
     ]
     for _, command in rows:  # warm-up: bytecode caches, the Lark table cache, the disk
         run_once(command, env)
     times: dict[str, list[float]] = {label: [] for label, _ in rows}
-    for _ in range(args.repeat):
+    for _ in range(repeat):
         for label, command in rows:
-            times[label].append(run_once(command, env))
+            times[label].append(run_once(command, env, label.endswith("no parse cache")))
     torch_times = times[rows[0][0]]
-    print(f"{len(rows)} commands, {args.repeat} interleaved rounds, python {sys.version.split()[0]}, "
+    print(f"{len(rows)} commands, {repeat} interleaved rounds, python {sys.version.split()[0]}, "
           f"{os.cpu_count()} CPUs")
     print(f"{'command':45} {'median s':>9} {'IQR s':>15} {'vs import torch':>16}")
     for label, _ in rows:
