@@ -1034,7 +1034,7 @@ class Elaborator:
             return x
         # a named sequence is a naming level: its items are `name.0`, `name.1`, ...
         inner = Env(env.module, env.values, (*env.prefix, name), env.depth)
-        first, start = x, self.graph.last_order
+        first, start = x, self._region_start()
         for index, item in enumerate(_flatten_items(seq)):
             x = self._apply(item, x, inner, str(index))
             if x is UNKNOWN:
@@ -1042,7 +1042,13 @@ class Elaborator:
         self._record_region(inner.prefix, "sequence", "", first, x, start, seq.span)
         return x
 
-    def _record_region(self, prefix, kind: str, name: str, x, out, start: int, span: Span,
+    def _region_start(self) -> float:
+        """Where a block or labelled sequence opens: after the nodes made so far (an integer
+        order) and the layers declared so far, before those declared inside it (declarations
+        sit at `_declaration_order`; codegen places the submodule half-way to the next node)."""
+        return self.graph.last_order + (self._declarations + 0.5) * 1e-9
+
+    def _record_region(self, prefix, kind: str, name: str, x, out, start: float, span: Span,
                        doc: str = ""):
         """Remember a naming level that maps one tensor to one tensor: codegen makes it a
         submodule (the hierarchy a torchvision user indexes and hooks)."""
@@ -1058,7 +1064,7 @@ class Elaborator:
             raise EvalError("E211", f"blocks nest deeper than {self.limits['depth']} levels "
                                     f"(does `{block.defn.name}` apply itself?)", stage.span)
         prefix = (*env.prefix, name) if name else env.prefix
-        start = self.graph.last_order
+        start = self._region_start()
         local = Env(block.module, {"in": x}, prefix, env.depth + 1)
         bound = self._bind_params(block.defn, stage.args, stage.kwargs, local, stage.span)
         local.values.update(bound)

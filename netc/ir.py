@@ -52,7 +52,9 @@ class Region:
     # list of tensors (`in` is the list; its forward takes a Python list)
     input: str | tuple[str, ...]
     output: str  # the node id of its result
-    first: int  # nodes created while applying it have orders in (first, last]
+    # nodes created while applying it have orders in (first, last]; `first` is a little past
+    # the last order before it, so that it also sorts among the layers declared around it
+    first: float
     last: int
     span: Span  # where it was applied
     doc: str = ""  # the block's doc comment

@@ -476,3 +476,18 @@ def test_a_labelled_layer_bound_to_a_name_is_registered_where_written(tmp_path):
     x = torch.randn(2, 8, 8, 16)
     m = module.merge
     assert torch.equal(module(x), module.head(m.reduction(m.norm(x))))
+
+
+def test_a_layer_bound_just_before_a_labelled_sequence_is_registered_before_it(tmp_path):
+    """The declaration sorts before the sequence made right after it (it used to sort after,
+    because a sequence's place and a declaration's were both half-way to the next node)."""
+    spec = write(tmp_path, """
+        net T() {
+          input x: [4, 8, 8]
+          post = norm2: batchnorm
+          out x >> mlp: [conv(4, 1), relu, conv(4, 1)] >> post
+        }
+        """)
+    module = netc.build(spec)
+    keys = [key for key in module.state_dict() if key.endswith("weight")]
+    assert keys == ["norm2.weight", "mlp.0.weight", "mlp.2.weight"]
