@@ -109,6 +109,9 @@ class Built:
 
 
 _BUILT: dict[str, Built] = {}
+# Heavy nets kept alive at once: the slow suite builds every zoo model, and keeping them all
+# peaked at 8.3 GB; the least recently used heavy one is dropped (and rebuilt if asked again).
+HEAVY_KEPT = 3
 
 
 @pytest.fixture(scope="session")
@@ -117,6 +120,10 @@ def built():
     def get(stem: str) -> Built:
         if stem not in _BUILT:
             _BUILT[stem] = Built(stem)
+        _BUILT[stem] = _BUILT.pop(stem)  # most recently used last
+        heavy = [name for name in _BUILT if is_heavy(name)]
+        for name in heavy[:-HEAVY_KEPT]:
+            del _BUILT[name]
         return _BUILT[stem]
     return get
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import netc
-from conftest import PARITY, SPECS, with_slow
+from conftest import PARITY, SPECS, is_heavy, with_slow
 from netc import optimize as O
 from netc.analysis import min_input_size
 from netc.cli import main
@@ -77,6 +77,8 @@ def plain(built, stem: str):
         inputs = example(b.graph)
         with torch.no_grad():
             _PLAIN[stem] = (b.graph, module, inputs, module(*inputs))
+        for name in [name for name in _PLAIN if is_heavy(name) and name != stem]:
+            del _PLAIN[name]  # (one heavy net at a time: the slow suite builds the whole zoo)
     return _PLAIN[stem]
 
 
