@@ -113,6 +113,12 @@ def _rf_json(rf):
     return list(rf) if rf is not None else None
 
 
+# What a net's buffers are, by the op that holds them (`netc summary`'s Buffers line).
+_BUFFER_WORDS = {"bn": "BatchNorm running statistics",
+                 "window_attention": "relative-position indices",
+                 "relative_attention": "relative-position indices"}
+
+
 # ---- the tree of rows
 
 @dataclass
@@ -265,8 +271,7 @@ class Summary:
         mem = self.memory()
         lines = [
             ("Params", _count(a.params)),
-            ("Buffers", f"{a.buffers:,}" + (" (BatchNorm running statistics)"
-                                            if any(n.op == "bn" for n in a.nodes) else "")),
+            ("Buffers", f"{a.buffers:,}" + self.buffers_text()),
             ("MACs", f"{_count(a.macs)}: convolutions and matmuls, bias excluded"),
             ("Elementwise", f"{_count(a.elementwise)}: adds and multiplies (residuals, gates), "
                             "not in the MACs"),
@@ -280,6 +285,13 @@ class Summary:
              "(float32)"),
         ]
         return lines
+
+    def buffers_text(self) -> str:
+        """What the buffers are: BatchNorm's statistics, or the ops that hold them (a Swin's
+        relative-position index)."""
+        words = list(dict.fromkeys(_BUFFER_WORDS.get(n.op, f"`{n.op}` buffers")
+                                   for n in self.analysis.nodes if n.buffers))
+        return f" ({'; '.join(words)})" if words else ""
 
     def rf_text(self) -> str:
         out = self.analysis.by_id[self.graph.outputs[0]]
