@@ -329,9 +329,7 @@ def _elements(shape) -> int:
 
 
 def _buffer_bytes(node: Node, cost: Cost) -> int:
-    if node.op == "bn" and cost.buffers:  # running mean and var, plus an int64 counter
-        return (cost.buffers - 1) * FLOAT_BYTES + 8
-    return cost.buffers * FLOAT_BYTES
+    return (cost.buffers - cost.int64_buffers) * FLOAT_BYTES + cost.int64_buffers * 8
 
 
 def node_stats(graph: Graph) -> list[NodeStats]:

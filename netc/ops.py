@@ -37,6 +37,7 @@ class Cost:
     params: int = 0
     buffers: int = 0  # state_dict elements that are not parameters (BN running stats)
     macs: int = 0
+    int64_buffers: int = 0  # of `buffers`, the 8-byte integers (counters, index tables)
 
 
 @dataclass(frozen=True)
@@ -278,7 +279,8 @@ def _bn_module(args, ins):
 
 def _bn_cost(args, ins, out):
     c = ins[0][0]
-    return Cost(params=2 * c if args["affine"] else 0, buffers=2 * c + 1)
+    # running mean and var, and an int64 counter (num_batches_tracked)
+    return Cost(params=2 * c if args["affine"] else 0, buffers=2 * c + 1, int64_buffers=1)
 
 
 def _declared(op: str, name: str, declared, actual: int, shape) -> None:

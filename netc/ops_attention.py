@@ -76,7 +76,8 @@ def _cost(args, ins, out):
     heads = dim // args["head_dim"]
     params = 4 * dim * dim + 4 * dim + (2 * args["size"] - 1) ** 2 * heads
     macs = groups * (4 * length * dim * dim + 2 * length * length * dim)
-    return Cost(params=params, buffers=length * length, macs=macs)
+    return Cost(params=params, buffers=length * length, macs=macs,
+                int64_buffers=length * length)  # relative_position_index
 
 
 register(OpSpec(

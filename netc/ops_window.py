@@ -89,7 +89,7 @@ def _window_attention_cost(args, ins, out):
         params += heads + 2 * CPB_HIDDEN + CPB_HIDDEN + CPB_HIDDEN * heads  # logit_scale, cpb_mlp
         buffers += grid * 2  # relative_coords_table
         macs += grid * (2 * CPB_HIDDEN + CPB_HIDDEN * heads)
-    return Cost(params=params, buffers=buffers, macs=macs)
+    return Cost(params=params, buffers=buffers, macs=macs, int64_buffers=n * n)
 
 
 # log(100): the largest logit scale of cosine attention (written out: helpers import only torch)

@@ -63,6 +63,20 @@ def test_macs_equal_torchvision_figure(name):
     assert round(totals(zoo.compiled(name).graph).macs / 1e9, 3) == documented
 
 
+@pytest.mark.parametrize("name", ["mobilenet_v3_small", "swin_t", "swin_v2_t", "maxvit_t"])
+def test_summary_buffer_bytes_equal_torchvision(name):
+    """`netc summary`'s buffer memory counts each buffer at its dtype: BatchNorm's int64
+    counter, Swin's and MaxViT's int64 relative-position indices, float32 tables."""
+    from netc.analysis import analyse
+
+    from refmodels import torchvision
+
+    with torch.device("meta"):  # (sizes and dtypes only)
+        reference = torchvision().models.get_model(name)
+    expected = sum(b.numel() * b.element_size() for b in reference.buffers())
+    assert analyse(zoo.compiled(name).graph, with_min_input=False).buffer_bytes == expected
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_state_dict_keys_and_shapes_equal_torchvision(name):
     compiled, ref = structure(name)
