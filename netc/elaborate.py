@@ -344,6 +344,9 @@ class Elaborator:
             self._report(error)
             return None, {}
         self.input_overrides = {k: v for k, v in overrides.items() if k in input_names}
+        if levels:  # an alias (`net bad = ResNet(..., groups = 2)`): the outermost context of
+            # every diagnostic in the net is the user's line, not only the library's
+            self.frames.append(((), defn.name, alias_kwargs, chosen.span))
         return defn, bound
 
     def _evaluate_overrides(self, overrides: dict, defn: ast.BlockDef, root: LoadedModule):

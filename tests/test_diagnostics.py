@@ -192,6 +192,18 @@ def test_a_computed_argument_shows_its_expression_values_and_instance(tmp_path):
     assert "in `se`, an instance of `SE(reduction=16)`, applied at" in str(d)
 
 
+def test_a_library_net_applied_by_an_alias_names_the_users_line(tmp_path):
+    """An assert failing inside `lib/resnet.net` for the user's alias: the outermost context
+    is the alias with its arguments, at the user's line."""
+    (d,) = _check_text(tmp_path, 'import "resnet"\n\nnet bad = ResNet(BasicBlock, [2, 2, 2, 2], '
+                                 'groups = 2)\n')
+    assert d.code == "E212" and d.span.file.endswith("resnet.net")
+    outer = d.context[-1]
+    assert outer.block == "ResNet(block=BasicBlock, layers=[2, 2, 2, 2], groups=2)"
+    assert outer.span.file.endswith("spec.net") and (outer.span.line, outer.span.col) == (3, 1)
+    assert d.context[0].instance == "layer1.0"
+
+
 def test_a_value_from_the_command_line_is_reported_at_the_dash_d(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NO_COLOR", "1")
