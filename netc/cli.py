@@ -312,15 +312,17 @@ class _Progress:
 
 
 def _passes_for(args, fmt: str) -> tuple[str, ...]:
-    """The optimisation passes of `--optimize` for this format, less `--disable-pass` ones."""
+    """The optimisation passes of `--optimize` for this format: the default ones, with
+    `--enable-pass` ones, without `--disable-pass` ones."""
     from netc import optimize
 
-    disabled = [name.strip() for names in args.disable_pass or [] for name in names.split(",")
-                if name.strip()]
+    def names(given) -> list[str]:
+        return [name.strip() for names in given or [] for name in names.split(",") if name.strip()]
+
     try:
-        return optimize.select(disabled, fmt)
+        return optimize.select(names(args.disable_pass), fmt, names(args.enable_pass))
     except ValueError as error:
-        raise UsageError(f"--disable-pass: {error}") from None
+        raise UsageError(f"--enable-pass/--disable-pass: {error}") from None
 
 def cmd_explain(args) -> int:
     from netc.explain import explain
@@ -346,8 +348,9 @@ def cmd_build(args) -> int:
         return EXIT_OK
     if args.spec is None:
         raise UsageError("build needs a SPEC (or --passes to list the optimisation passes)")
-    if args.disable_pass and not args.optimize:
-        raise UsageError("--disable-pass switches off a pass of --optimize; give --optimize")
+    if (args.disable_pass or args.enable_pass) and not args.optimize:
+        raise UsageError("--enable-pass and --disable-pass choose passes of --optimize; "
+                         "give --optimize")
     progress = _Progress()
     try:
         return _build(args, progress)
@@ -552,13 +555,16 @@ def make_parser(sweep_options: bool = True) -> argparse.ArgumentParser:
                        help="load this state_dict (torch.save; bare or under 'state_dict' or "
                             "'model') into the module, strictly, before writing it")
     build.add_argument("--optimize", action="store_true",
-                       help="an eval-only, CPU-optimised build: BatchNorm folded, conv and "
-                            "activation fused, dropout dropped, channels-last (see --passes); "
-                            "--weights are the plain module's, folded in")
+                       help="an eval-only, CPU-optimised build: BatchNorm folded, dropout "
+                            "dropped, channels-last (see --passes); --weights are the plain "
+                            "module's, folded in")
     build.add_argument("--passes", action="store_true",
                        help="list the passes of --optimize and exit")
     build.add_argument("--disable-pass", action="append", metavar="NAME",
                        help="switch off a pass of --optimize (repeat, or NAME,NAME)")
+    build.add_argument("--enable-pass", action="append", metavar="NAME",
+                       help="switch on a pass of --optimize that is off by default "
+                            "(fuse_conv_activation)")
     _add_common(build)
     build.set_defaults(run=cmd_build)
 

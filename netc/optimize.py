@@ -217,21 +217,25 @@ PASSES: tuple[Pass, ...] = (
          "keep plain tensors)", formats=("module",)),
 )
 PASS_NAMES = tuple(p.name for p in PASSES)
-# prepack_weights is measured but not on by default: it helps MobileNetV2 at batch 1 and made
-# ResNet-50 2.6x slower at batch 1 (bench numbers in the README)
-OPT_IN = ("prepack_weights",)
+# Measured, and not on by default (bench/bench_optimize.py, numbers in the README):
+# fuse_conv_activation pays only at batch 8 on one thread (+5% to +16%); at batch 1, or on
+# two threads, oneDNN reorders the weight on every call and the fused net was up to 2.3x
+# slower than without it. prepack_weights (which needs the fusion) helped MobileNetV2 at
+# batch 1 and made ResNet-50 2.6x slower. `--enable-pass` / `optimize=[...]` name them.
+OPT_IN = ("fuse_conv_activation", "prepack_weights")
 DEFAULT_PASSES = tuple(name for name in PASS_NAMES if name not in OPT_IN)
 
 
-def select(disabled: Iterable[str] = (), fmt: str | None = None) -> tuple[str, ...]:
-    """The passes to run: all but `disabled` (unknown names raise ValueError) and those that
-    do not apply to the artifact format `fmt`."""
-    disabled = set(disabled)
-    unknown = sorted(disabled - set(PASS_NAMES))
+def select(disabled: Iterable[str] = (), fmt: str | None = None,
+           enabled: Iterable[str] = ()) -> tuple[str, ...]:
+    """The passes to run: the default ones and `enabled`, but `disabled` (unknown names raise
+    ValueError) and those that do not apply to the artifact format `fmt`."""
+    disabled, enabled = set(disabled), set(enabled)
+    unknown = sorted((disabled | enabled) - set(PASS_NAMES))
     if unknown:
         raise ValueError(f"unknown pass {', '.join(unknown)} (known: {', '.join(PASS_NAMES)})")
-    return tuple(p.name for p in PASSES if p.name not in disabled and p.name in DEFAULT_PASSES
-                 and (fmt is None or fmt in p.formats))
+    wanted = (set(DEFAULT_PASSES) | enabled) - disabled
+    return tuple(p.name for p in PASSES if p.name in wanted and (fmt is None or fmt in p.formats))
 
 
 def optimize(graph: Graph, passes: Iterable[str] = DEFAULT_PASSES) -> Optimized:
@@ -256,7 +260,9 @@ def describe_passes() -> str:
     for p in PASSES:
         only = "" if len(p.formats) == 4 else f" [formats: {', '.join(p.formats)}]"
         only = " [netc.build only]" if p.formats == ("module",) else only
-        only += " [off by default: netc.build(optimize=[...]) names it]" if p.name in OPT_IN else ""
+        if p.name in OPT_IN:
+            only += (" [off by default: netc.build(optimize=[...]) names it]"
+                     if p.formats == ("module",) else " [off by default: --enable-pass NAME]")
         lines.append(f"  {p.name:{width}}  {p.doc}{only}")
     return "\n".join(lines)
 

@@ -212,6 +212,8 @@ def test_passes_are_listed(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--optimize", "--disable-pass", "nope"], "unknown pass nope"),
     (["--disable-pass", "channels_last"], "give --optimize"),
+    (["--optimize", "--enable-pass", "fuse,channels_last"], "unknown pass fuse"),
+    (["--enable-pass", "fuse_conv_activation"], "give --optimize"),
 ])
 def test_bad_pass_options_are_usage_errors(tmp_path, capsys, argv, message):
     assert main(["build", str(SPECS / "simple_cnn.net"), "-o", str(tmp_path / "m.pt"),
@@ -231,11 +233,13 @@ def _artifact_runner(fmt: str, path):
     return lambda x: torch.from_numpy(session.run(None, {name: x.numpy()})[0])
 
 
+@pytest.mark.parametrize("enable", [(), ("--enable-pass", "fuse_conv_activation")],
+                         ids=["default", "fused"])
 @pytest.mark.parametrize("fmt", ["torchscript", "export",
                                  pytest.param("onnx", marks=pytest.mark.slow), "py"])
-def test_every_format_runs_like_plain(tmp_path, capsys, fmt):
+def test_every_format_runs_like_plain(tmp_path, capsys, fmt, enable):
     """The CLI's --optimize artifact with --weights (the plain module's, BatchNorms
-    randomised) computes what the plain module does."""
+    randomised) computes what the plain module does; with the opt-in fusion too."""
     from netc.api import lower
 
     path = tmp_path / "tiny.net"
@@ -250,11 +254,11 @@ def test_every_format_runs_like_plain(tmp_path, capsys, fmt):
     if fmt != "py":
         torch.save(module.state_dict(), tmp_path / "w.pt")
         weights = ["--weights", str(tmp_path / "w.pt")]
-    assert main(["build", str(path), "--optimize", "-o", str(out), *weights]) == 0
+    assert main(["build", str(path), "--optimize", *enable, "-o", str(out), *weights]) == 0
     report = capsys.readouterr().out
     assert "optimize " in report
-    if fmt == "onnx":
-        assert "fuse_conv_activation" not in report  # no such op in ONNX
+    # (no such op in ONNX: the pass is dropped there even when asked for)
+    assert ("fuse_conv_activation" in report) == (bool(enable) and fmt != "onnx")
     if fmt == "py":
         namespace: dict = {}
         exec(compile(out.read_text(), str(out), "exec"), namespace)  # our own generated file
