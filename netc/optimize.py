@@ -219,7 +219,7 @@ PASSES: tuple[Pass, ...] = (
 PASS_NAMES = tuple(p.name for p in PASSES)
 # Measured, and not on by default (bench/bench_optimize.py, numbers in the README):
 # fuse_conv_activation pays only at batch 8 on one thread (+5% to +16%); at batch 1, or on
-# two threads, oneDNN reorders the weight on every call and the fused net was up to 2.3x
+# two threads, oneDNN reorders the weight on every call and the fused net was up to 2.7x
 # slower than without it. prepack_weights (which needs the fusion) helped MobileNetV2 at
 # batch 1 and made ResNet-50 2.6x slower. `--enable-pass` / `optimize=[...]` name them.
 OPT_IN = ("fuse_conv_activation", "prepack_weights")
