@@ -21,6 +21,7 @@ import torch  # noqa: E402
 import torch.fx.experimental._config as fx_config  # noqa: E402
 from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
 from torch.export import Dim  # noqa: E402
+from torch.utils._pytree import tree_leaves  # noqa: E402
 
 from netc.analysis import check_memory, min_input_size  # noqa: E402
 from netc.codegen import PythonCode  # noqa: E402
@@ -250,12 +251,35 @@ def _takes_any_size(graph) -> bool:
     return sizes is not None and sizes.any_size
 
 
+def _agrees_at_another_size(module: torch.nn.Module, program, graph) -> bool:
+    """torch.export keeps the branch a module's Python code took at the traced size (a
+    helper's `shift if window < size else 0` did): a program can be exact at the declared
+    size and silently wrong at another. Both run at the smallest size netc proved valid (small
+    real tensors); the sizes stay dynamic only if they agree, or if there is no other size."""
+    sizes = min_input_size(graph)
+    if (len(graph.inputs) != 1 or sizes is None
+            or tuple(sizes.shape) == tuple(graph.inputs[0].shape)):
+        return True
+    x = torch.randn(2, *sizes.shape, generator=torch.Generator().manual_seed(0))
+    try:
+        with torch.no_grad():
+            expected, actual = module(x), program.module()(x)
+    except Exception:  # the program refuses that size: it is not one program for all sizes
+        return False
+    expected, actual = tree_leaves(expected), tree_leaves(actual)
+    return len(expected) == len(actual) and all(
+        a.shape == e.shape and torch.allclose(a, e, rtol=1e-4, equal_nan=True,
+                                              atol=1e-4 * float(e.abs().max().clamp_min(1e-6)))
+        for a, e in zip(actual, expected))
+
+
 def export_program(module: torch.nn.Module, graph,
                    spatial: bool = True) -> torch.export.ExportedProgram:
     """torch.export of the module with a dynamic batch and, where the net takes any size,
     dynamic height and width. Tracing is size-oblivious: otherwise every `size != 1` test (a
     stage's map may shrink to 1x1) pins the spatial range above that size. Should torch fail
-    to trace the spatial sizes, only the batch is dynamic."""
+    to trace the spatial sizes, or the program differ from the module at another size, only
+    the batch is dynamic."""
     module.eval()
     inputs = _example_inputs(graph)
 
@@ -267,6 +291,8 @@ def export_program(module: torch.nn.Module, graph,
         if spatial and _takes_any_size(graph):
             with contextlib.suppress(Exception):  # the optional part; the batch alone must work
                 program = export(spatial=True)
+            if program is not None and not _agrees_at_another_size(module, program, graph):
+                program = None  # sizes fixed: a wrong answer at another size would be silent
         if program is None:
             program = export(spatial=False)
     program.example_inputs = None  # fake tensors: nothing worth saving

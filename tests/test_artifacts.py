@@ -301,6 +301,38 @@ def test_export_falls_back_to_a_dynamic_batch(tmp_path, monkeypatch):
         program.module()(torch.randn(1, 3, 20, 20))
 
 
+class Scaled(torch.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.factor = inner, 1.0
+
+    def forward(self, x):
+        return self.inner(x) * self.factor  # (a Python float: the program keeps its value)
+
+
+def test_export_fixes_the_sizes_where_the_program_differs_at_another_size(tmp_path, monkeypatch):
+    """A program that computes something else than the module at a size other than the traced
+    one (torch.export keeps the Python branch taken at the example size) is not kept: the
+    export falls back to fixed height and width, which refuse other sizes by name."""
+    compiled = netc.compile(spec(tmp_path, TINY))
+    module = Scaled(lower(compiled)[0].eval())
+    real = torch.export.export
+
+    def export_then_change(module, args, dynamic_shapes):
+        program = real(module, args, dynamic_shapes=dynamic_shapes)
+        if any(len(dims) > 1 for dims in dynamic_shapes):
+            module.factor = 2.0  # now the module and the dynamic-size program differ
+        return program
+
+    monkeypatch.setattr(torch.export, "export", export_then_change)
+    program = export_program(module, compiled.graph)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(x), module(x))
+    with pytest.raises(RuntimeError, match="to be equal to 16, but got 20"):
+        program.module()(torch.randn(1, 3, 20, 20))
+
+
 def test_onnx_runs_in_onnxruntime_like_torch(tmp_path, capfd):
     ort = pytest.importorskip("onnxruntime")
     tiny = spec(tmp_path, TINY)
