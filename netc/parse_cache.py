@@ -37,10 +37,10 @@ def cache_dir() -> Path | None:
     """netc's per-user cache directory (also where Lark keeps its parser tables), created if
     missing; None if there is none that this user can write. Never a shared temp dir: the
     Lark table cache is a pickle read without restrictions."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "netc"
-    try:
+    try:  # (no home directory: Path.home() raises RuntimeError)
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "netc"
         base.mkdir(parents=True, exist_ok=True)
-    except OSError:
+    except (OSError, RuntimeError):
         return None
     return base if os.access(base, os.W_OK) else None
 

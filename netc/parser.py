@@ -94,7 +94,7 @@ def parse_source(source: SourceFile, diags: Diagnostics) -> ast.Module | None:
     cached = parse_cache.load(source)
     if cached is not None:
         module, expressions = cached
-        _EXPRESSIONS.update(expressions)
+        _remember(expressions)
         return module
     module = _parse(source, diags)
     if module is not None:
@@ -123,8 +123,16 @@ def _parse(source: SourceFile, diags: Diagnostics) -> ast.Module | None:
 
 
 # Expressions already parsed, by (text, span): those of a cached file's string labels come
-# back with its module, so that elaborating it does not need Lark either.
+# back with its module, so that elaborating it does not need Lark either. Bounded: a long
+# sweep compiles many files in one process.
 _EXPRESSIONS: dict[tuple[str, Span], ast.Expr] = {}
+_MAX_EXPRESSIONS = 4096
+
+
+def _remember(expressions: dict[tuple[str, Span], ast.Expr]) -> None:
+    if len(_EXPRESSIONS) + len(expressions) > _MAX_EXPRESSIONS:
+        _EXPRESSIONS.clear()
+    _EXPRESSIONS.update(expressions)
 
 _INTERPOLATION = re.compile(r"\{([^{}]*)\}")
 
@@ -138,13 +146,17 @@ def interpolations(string: ast.String) -> list[tuple[re.Match, Span]]:
 
 
 def _parse_interpolations(module: ast.Module) -> dict[tuple[str, Span], ast.Expr]:
-    """Every string label's expressions, parsed now so that the cache can keep them."""
+    """Every string label's expressions, parsed now so that the cache can keep them (none if
+    the tree is too deep to walk: they are then parsed when used)."""
     parsed = {}
-    for string in _strings(module):
-        for match, span in interpolations(string):
-            expr = parse_expression(match.group(1), span, Diagnostics())
-            if expr is not None:
-                parsed[(match.group(1), span)] = expr
+    try:
+        for string in _strings(module):
+            for match, span in interpolations(string):
+                expr = parse_expression(match.group(1), span, Diagnostics())
+                if expr is not None:
+                    parsed[(match.group(1), span)] = expr
+    except RecursionError:
+        return {}
     return parsed
 
 
@@ -171,7 +183,7 @@ def parse_expression(text: str, span: Span, diags: Diagnostics) -> ast.Expr | No
     try:
         tree = lark_parser().parse(text, start="expr")
         expr = _shift(ToAst(span.file).transform(tree), span.line - 1, span.col - 1)
-        _EXPRESSIONS[(text, span)] = expr
+        _remember({(text, span): expr})
         return expr
     except UnexpectedInput as error:
         diag = _syntax_diagnostic(error, inner, Diagnostics())
