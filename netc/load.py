@@ -284,17 +284,23 @@ def export_program(module: torch.nn.Module, graph,
     inputs = _example_inputs(graph)
 
     def export(spatial: bool) -> torch.export.ExportedProgram:
-        return torch.export.export(module, inputs, dynamic_shapes=_dynamic_shapes(graph, spatial))
+        with _quiet(), fx_config.patch(backed_size_oblivious=True):
+            return torch.export.export(module, inputs,
+                                       dynamic_shapes=_dynamic_shapes(graph, spatial))
 
     program = None
-    with _quiet(), fx_config.patch(backed_size_oblivious=True):
-        if spatial and _takes_any_size(graph):
-            with contextlib.suppress(Exception):  # the optional part; the batch alone must work
-                program = export(spatial=True)
-            if program is not None and not _agrees_at_another_size(module, program, graph):
-                program = None  # sizes fixed: a wrong answer at another size would be silent
-        if program is None:
-            program = export(spatial=False)
+    if spatial and _takes_any_size(graph):
+        with contextlib.suppress(Exception):  # the optional part; the batch alone must work
+            program = export(spatial=True)
+        if program is not None:
+            # (as saved and loaded: with its fake example inputs, `module()` would also check
+            # guards that a loaded program does not)
+            program.example_inputs = None
+            with _quiet():
+                if not _agrees_at_another_size(module, program, graph):
+                    program = None  # sizes fixed: a wrong answer at another size is silent
+    if program is None:
+        program = export(spatial=False)
     program.example_inputs = None  # fake tensors: nothing worth saving
     return program
 
