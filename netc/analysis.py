@@ -437,6 +437,12 @@ class _OutOfBudget(Exception):
     """The minimum-input search tried as many sizes as it may (see MAX_PROBES)."""
 
 
+@dataclass(frozen=True)
+class _Failed:
+    """A shape rule's objection, remembered like a shape."""
+    code: str
+
+
 class _Prober:
     """Re-types the graph with another input size, using the ops' own shape rules."""
 
@@ -451,6 +457,9 @@ class _Prober:
                          and _spatial(n.shape) == _spatial(self.declared)}
         self.param_nodes = [n for n in self.order if n.op != "input" and OPS[n.op].has_module]
         self.cache: dict[tuple, tuple[str | None, dict | None]] = {}
+        # a node's shape rule is a pure function of its input shapes, and nearby input sizes
+        # meet the same shapes after a few strides: (node, input shapes) -> shape or error
+        self.outputs: dict[tuple, object] = {}
         self.budget = max(MIN_PROBES, min(MAX_PROBES, PROBE_NODE_BUDGET // max(1, len(self.order))))
         self.probes = 0
 
@@ -472,16 +481,31 @@ class _Prober:
                 shapes[node.id] = (node.shape[0], *shape[1:]) if node.id in self.together \
                     else node.shape
                 continue
+            ins = [shapes[i] for i in node.inputs]
+            key = (node.id, *ins)
             try:
-                shapes[node.id] = OPS[node.op].infer(node.args, [shapes[i] for i in node.inputs])
-            except ShapeError as error:
-                result = (error.code, None)
+                found = self.outputs.get(key)
+            except TypeError:  # (an unhashable shape: not remembered)
+                key, found = None, None
+            if found is None:
+                found = self._infer(node, ins)
+                if key is not None:
+                    self.outputs[key] = found
+            if isinstance(found, _Failed):
+                result = (found.code, None)
                 break
-            except (ArithmeticError, IndexError, TypeError, ValueError):
-                result = ("E300", None)
-                break
+            shapes[node.id] = found
         self.cache[shape] = result
         return result
+
+    @staticmethod
+    def _infer(node, ins: list):
+        try:
+            return OPS[node.op].infer(node.args, ins)
+        except ShapeError as error:
+            return _Failed(error.code)
+        except (ArithmeticError, IndexError, TypeError, ValueError):
+            return _Failed("E300")
 
     def valid(self, shape) -> bool:
         return self.shapes(shape)[0] is None
