@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from netc.shapes import (Multi, Shape, ShapeError, broadcast, conv_output_size, format_shape,
-                         pair, pool_output_size, size_formula)
+                         no_lazy_form, pair, pool_output_size, size_formula)
 
 AUTO = "auto"  # an argument whose default is computed from the others (conv padding)
 
@@ -687,7 +687,7 @@ def _channels_first_norm(args, ins) -> bool:
 
 def _layer_norm_module(args, ins):
     if ins is None:
-        raise ShapeError("E304", "`layer_norm` has no lazy form")
+        raise no_lazy_form("layer_norm")
     first = _channels_first_norm(args, ins)
     size = ins[0][0] if first else ins[0][-1]
     cls = "LayerNorm2d" if first else "nn.LayerNorm"
@@ -738,7 +738,7 @@ def _group_norm_infer(args, ins):
 
 def _group_norm_module(args, ins):
     if ins is None:
-        raise ShapeError("E304", "`group_norm` has no lazy form")
+        raise no_lazy_form("group_norm")
     return (f"nn.GroupNorm({args['groups']}, {ins[0][0]}"
             + _kwargs([("eps", args["eps"], 1e-5), ("affine", args["affine"], True)]) + ")")
 
@@ -889,7 +889,7 @@ def _mha_infer(args, ins):
 
 def _mha_module(args, ins):
     if ins is None:
-        raise ShapeError("E304", "`mha` has no lazy form")
+        raise no_lazy_form("mha")
     return (f"nn.MultiheadAttention({ins[0][1]}, {args['heads']}"
             + _kwargs([("dropout", args["dropout"], 0.0), ("bias", args["bias"], True)])
             + ", batch_first=True)")

@@ -9,6 +9,7 @@ generated file, with the parameter and buffer names of torchvision's
 from __future__ import annotations
 
 from netc.ops import HELPERS, P, Cost, OpSpec, ShapeError, format_shape, register
+from netc.shapes import no_lazy_form
 
 _HELPER = '''
 class RelativePositionAttention(nn.Module):
@@ -67,7 +68,7 @@ def _infer(args, ins):
 
 def _module(args, ins):
     if ins is None:
-        raise ShapeError("E304", "`relative_attention` has no lazy form")
+        raise no_lazy_form("relative_attention")
     return f"RelativePositionAttention({ins[0][2]}, {args['head_dim']}, {args['size']})"
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 from netc.ops import HELPERS, Cost, OpSpec, P, lit, register
-from netc.shapes import ShapeError, format_shape, pair
+from netc.shapes import ShapeError, format_shape, no_lazy_form, pair
 
 CPB_HIDDEN = 512  # width of Swin-V2's continuous position bias MLP (torchvision's, fixed)
 
@@ -64,7 +64,7 @@ def _window_attention_infer(args, ins):
 
 def _window_attention_module(args, ins):
     if ins is None:
-        raise ShapeError("E304", "`window_attention` has no lazy form")
+        raise no_lazy_form("window_attention")
     cls = "ShiftedWindowAttention" if args["version"] == 1 else "ShiftedWindowAttentionV2"
     window = list(pair(args["window"]))
     shift = list(pair(args["shift"]))

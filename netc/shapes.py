@@ -36,6 +36,12 @@ class ShapeError(Exception):
         return self.message
 
 
+def no_lazy_form(op: str) -> ShapeError:
+    """The objection of a layer whose constructor needs its input's shape (PyTorch has no
+    `Lazy...` form of it) when the module is lowered with `lazy=True`."""
+    return ShapeError("E304", f"`{op}` has no lazy form")
+
+
 def pair(value) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 

@@ -108,6 +108,19 @@ class Built:
         self.module.eval()
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one thread for a test module: small tensors gain nothing from intra-op
+    threads, which on a shared machine wait on each other (a 64 px ResNet-18 forward took a
+    second instead of 40 ms). Use with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 _BUILT: dict[str, Built] = {}
 # Heavy nets kept alive at once: the slow suite builds every zoo model, and keeping them all
 # peaked at 8.3 GB; the least recently used heavy one is dropped (and rebuilt if asked again).

@@ -500,15 +500,8 @@ def workdir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("fuzz_structured")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: intra-op threads only contend."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# (small tensors: intra-op threads only contend on a shared machine)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 _outcomes: dict[str, int] = {}

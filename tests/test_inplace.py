@@ -56,13 +56,8 @@ INPLACE_CALL = re.compile(r"inplace=True|\.[A-Za-z]\w*_\(")
 _labels = itertools.count()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tensors are tiny: intra-op threads only contend (10x slower on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# (small tensors: intra-op threads only contend on a shared machine)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # -- building the two lowerings --------------------------------------------------------------

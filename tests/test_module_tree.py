@@ -35,14 +35,8 @@ DEFAULT_INPUT = (2, 3, 64, 64)
 RTOL, ATOL = 1e-4, 1e-5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small inputs gain nothing from intra-op threads, and on a shared machine threads that
-    wait on each other make a 64 px ResNet-18 forward take a second instead of 40 ms."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# (small tensors: intra-op threads only contend on a shared machine)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_input(stem: str) -> torch.Tensor:

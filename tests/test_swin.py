@@ -36,12 +36,7 @@ MODELS = {"swin_t": (224, 160), "swin_s": (224, 160), "swin_b": (224, 160),
 LIGHT = {"swin_t", "swin_v2_t"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def reference(name: str, device: str = "cpu"):

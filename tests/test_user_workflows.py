@@ -24,14 +24,8 @@ X_SHAPE = (2, 3, 64, 64)  # 64 px: layer3 is 4x4, layer4 2x2
 RTOL, ATOL = 1e-4, 1e-5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small inputs gain nothing from intra-op threads (on a shared machine, threads that
-    wait on each other make a 64 px forward take a second)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# (small tensors: intra-op threads only contend on a shared machine)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -25,12 +25,7 @@ def light_or_slow(names):
     return [n if ZOO[n].light else pytest.param(n, marks=pytest.mark.slow) for n in names]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @cache
